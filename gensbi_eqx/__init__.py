@@ -1,0 +1,54 @@
+"""gensbi_eqx: simulation-based inference with transformer generative models on JAX/Equinox.
+
+Quickstart::
+
+    import jax.random as jr
+    import gensbi_eqx as gs
+
+    task = gs.tasks.TwoMoons()
+    theta, x = task.simulate(jr.key(0), 10_000)
+    data = {"theta": theta, "x": x}
+    model = gs.Simformer.for_data(data, key=jr.key(1))
+    est = gs.fit(jr.key(2), model, data, method=gs.VESDE())
+    post = est.sample(jr.key(3), {"x": x_o}, num_samples=10_000)  # {"theta": (10000, 2)}
+"""
+
+from . import data as data
+from . import methods as methods
+from . import models as models
+from . import sampling as sampling
+from . import tasks as tasks
+from . import training as training
+from ._version import __version__ as __version__
+from .api import Estimator as Estimator
+from .api import fit as fit
+from .api import load as load
+from .api import save as save
+from .methods import FlowMatching as FlowMatching
+from .methods import VESDE as VESDE
+from .methods import VPSDE as VPSDE
+from .models import Simformer as Simformer
+from .training import BernoulliMasks as BernoulliMasks
+from .training import PosteriorMasks as PosteriorMasks
+from .training import StructuredMasks as StructuredMasks
+
+__all__ = [
+    "BernoulliMasks",
+    "Estimator",
+    "FlowMatching",
+    "PosteriorMasks",
+    "Simformer",
+    "StructuredMasks",
+    "VESDE",
+    "VPSDE",
+    "__version__",
+    "data",
+    "fit",
+    "load",
+    "methods",
+    "models",
+    "sampling",
+    "save",
+    "tasks",
+    "training",
+]

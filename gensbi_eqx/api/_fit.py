@@ -1,0 +1,146 @@
+"""``fit``: from named simulations to an Estimator."""
+
+from collections.abc import Callable, Mapping
+
+import jax.numpy as jnp
+import jax.random as jr
+
+from .._custom_types import ArrayLike, Key
+from ..data import NodeLayout, Standardiser
+from ..methods import AbstractMethod
+from ..models import AbstractModel
+from ..training import PosteriorMasks, StructuredMasks, train
+from ._estimator import Estimator, _positive_int
+
+MASK_SAMPLERS = {"structured": StructuredMasks, "posterior": PosteriorMasks}
+
+
+def _mask_sampler(condition_masks, layout: NodeLayout, parameters) -> Callable:
+    if callable(condition_masks):
+        sampler = condition_masks
+        try:
+            probe = jnp.asarray(sampler(jr.key(0), layout.num_nodes))
+        except Exception as error:
+            raise TypeError(
+                "`condition_masks` must be callable as (key, num_nodes) -> bool mask; calling it "
+                f"failed: {error}"
+            ) from error
+        if probe.shape != (layout.num_nodes,) or probe.dtype != jnp.bool_:
+            raise ValueError(
+                f"`condition_masks` must return a bool array of shape ({layout.num_nodes},), "
+                f"got {probe.dtype} {probe.shape}."
+            )
+        return sampler
+    if condition_masks not in MASK_SAMPLERS:
+        raise ValueError(
+            f"`condition_masks` must be one of {sorted(MASK_SAMPLERS)} or a callable "
+            f"(key, num_nodes) -> bool mask, got {condition_masks!r}."
+        )
+    if parameters is None:
+        parameters = ("theta",) if "theta" in layout.names else layout.names[:1]
+    if isinstance(parameters, str):
+        parameters = (parameters,)
+    layout.check_names(parameters, "parameters")
+    return MASK_SAMPLERS[condition_masks](tuple(layout.node_mask(parameters).tolist()))
+
+
+def fit(
+    key: Key,
+    model: AbstractModel,
+    data: Mapping[str, ArrayLike],
+    *,
+    method: AbstractMethod,
+    condition_masks: str | Callable = "structured",
+    parameters: str | tuple[str, ...] | None = None,
+    edge_mask: ArrayLike | None = None,
+    max_steps: int = 10_000,
+    batch_size: int = 256,
+    learning_rate: float = 1e-3,
+    gradient_clip: float = 1.0,
+    ema_decay: float = 0.999,
+    validation_fraction: float = 0.1,
+    validation_every: int | None = None,
+    patience: int = 20,
+    standardise: bool = True,
+    progress: bool = True,
+) -> Estimator:
+    """Train ``model`` on simulations ``data = {name: (N, d)}`` with ``method``.
+
+    **Arguments:**
+    - `key`: a `jax.random` key; the same key and data give the same estimator.
+    - `model`: e.g. ``Simformer.for_data(data, key=...)``; one token per scalar of ``data``.
+    - `data`: named arrays with a shared leading ``N``; ``(N,)`` counts as ``(N, 1)``. Rows with
+      NaN or inf are refused (and counted).
+    - `method`: ``VESDE()``, ``VPSDE()`` or ``FlowMatching()``.
+    - `condition_masks`: ``"structured"`` (the Simformer paper's mixture: any conditional),
+      ``"posterior"`` (only ``p(parameters | rest)``), or a callable ``(key, num_nodes) -> bool``.
+    - `parameters`: node names that are parameters, for the mask samplers (default ``"theta"``
+      if present, else the first node).
+    - `edge_mask`: optional ``(num_nodes, num_nodes)`` bool, ``[i, j]``: token i attends to j.
+    - `max_steps`, `batch_size`, `learning_rate` (Adam; constant, then linear decay from half-way),
+      `gradient_clip` (global norm), `ema_decay` (the returned weights are the EMA ones).
+    - `validation_fraction`: share of rows held out; the EMA weights are scored on all of them
+      every `validation_every` steps and training stops after `patience` scores without
+      improvement, keeping the best weights. ``0`` trains for ``max_steps`` without validation.
+    - `standardise`: learn per-token mean and std from the training rows (default on).
+    - `progress`: show a tqdm bar with the loss and validation loss.
+
+    **Returns:** an `Estimator`; ``estimator.history`` holds the losses.
+    """
+    if not isinstance(model, AbstractModel):
+        raise TypeError(f"`model` must be a gensbi_eqx model, got {type(model).__name__}.")
+    if not isinstance(method, AbstractMethod):
+        raise TypeError(
+            f"`method` must be a method such as gs.VESDE(), got {type(method).__name__}."
+        )
+    layout = NodeLayout.from_data(data)
+    if model.num_nodes != layout.num_nodes:
+        raise ValueError(
+            f"`model` has {model.num_nodes} nodes but `data` has {layout.num_nodes} scalar "
+            f"tokens ({dict(zip(layout.names, layout.sizes))}); build it with "
+            "Simformer.for_data(data, key=...)."
+        )
+    max_steps = _positive_int(max_steps, "max_steps")
+    batch_size = _positive_int(batch_size, "batch_size")
+    patience = _positive_int(patience, "patience")
+    if validation_every is None:
+        validation_every = max(1, min(200, max_steps // 20))
+    validation_every = _positive_int(validation_every, "validation_every")
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"`validation_fraction` must lie in [0, 1), got {validation_fraction}.")
+    if edge_mask is not None:
+        edge_mask = jnp.asarray(edge_mask)
+        n = layout.num_nodes
+        if edge_mask.shape != (n, n) or edge_mask.dtype != jnp.bool_:
+            raise ValueError(
+                f"`edge_mask` must be a bool array of shape ({n}, {n}), "
+                f"got {edge_mask.dtype} {edge_mask.shape}."
+            )
+    sampler = _mask_sampler(condition_masks, layout, parameters)
+
+    x = layout.flatten(data)
+    k_split, k_train = jr.split(key)
+    n_val = int(round(validation_fraction * x.shape[0]))
+    if x.shape[0] - n_val < 1:
+        raise ValueError(f"`data` has {x.shape[0]} rows: too few to hold out a validation set.")
+    x = x[jr.permutation(k_split, x.shape[0])]
+    x_train, x_val = x[n_val:], x[:n_val]
+    standardiser = Standardiser.fit(x_train) if standardise else Standardiser.identity(x.shape[1])
+    trained, history = train(
+        k_train,
+        model,
+        method,
+        standardiser(x_train),
+        standardiser(x_val) if n_val else None,
+        sampler,
+        edge_mask=edge_mask,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        gradient_clip=gradient_clip,
+        ema_decay=ema_decay,
+        validation_every=validation_every,
+        patience=patience,
+        progress=progress,
+    )
+    return Estimator(trained, method, layout, standardiser, edge_mask, history)

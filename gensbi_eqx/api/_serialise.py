@@ -1,0 +1,109 @@
+"""Saving and loading estimators: a JSON header, then ``eqx.tree_serialise_leaves``. No pickle.
+
+File layout: the magic line ``GENSBI_EQX\\n``, the header's byte length as a decimal line, the
+UTF-8 JSON header (classes, hyperparameters, layout, history, library version), then the arrays.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+
+from .._version import __version__
+from ..data import NodeLayout, Standardiser
+from ..methods import METHODS
+from ..models import Simformer
+from ..training import History
+from ._estimator import Estimator
+
+MAGIC = b"GENSBI_EQX\n"
+FORMAT_VERSION = 1
+MODELS = {"Simformer": Simformer}
+
+
+def save(path: str | os.PathLike, estimator: Estimator) -> None:
+    """Write ``estimator`` to ``path``. The file appears whole or not at all: it is written to
+    a temporary file in the same directory, flushed to disk, then renamed over ``path``."""
+    if not isinstance(estimator, Estimator):
+        raise TypeError(f"`estimator` must be an Estimator, got {type(estimator).__name__}.")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"`path`: the directory {str(path.parent)!r} does not exist.")
+    header = {
+        "format": FORMAT_VERSION,
+        "library_version": __version__,
+        "model": {"class": type(estimator.model).__name__, "config": estimator.model.config},
+        "method": {"class": type(estimator.method).__name__, "config": estimator.method.config},
+        "layout": estimator.layout.config(),
+        "has_edge_mask": estimator.edge_mask is not None,
+        "history": None if estimator.history is None else estimator.history.to_json(),
+    }
+    encoded = json.dumps(header).encode()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC)
+            f.write(f"{len(encoded)}\n".encode())
+            f.write(encoded)
+            eqx.tree_serialise_leaves(f, _arrays(estimator))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _arrays(estimator: Estimator):
+    return (estimator.model, estimator.standardiser, estimator.edge_mask)
+
+
+def _read_header(f, path) -> dict:
+    not_ours = ValueError(f"`path` {str(path)!r} is not a saved gensbi_eqx estimator.")
+    if f.read(len(MAGIC)) != MAGIC:
+        raise not_ours
+    try:
+        length = int(f.readline())
+        header = json.loads(f.read(length))
+    except ValueError as error:
+        raise not_ours from error
+    if header.get("format") != FORMAT_VERSION:
+        raise ValueError(
+            f"`path` {str(path)!r} has format {header.get('format')!r}; this version reads "
+            f"format {FORMAT_VERSION}."
+        )
+    return header
+
+
+def load(path: str | os.PathLike) -> Estimator:
+    """Read an estimator written by `save`; it samples bit-identically to the saved one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"`path` {str(path)!r} is not a file.")
+    with open(path, "rb") as f:
+        header = _read_header(f, path)
+        model_cls = MODELS.get(header["model"]["class"])
+        method_cls = METHODS.get(header["method"]["class"])
+        if model_cls is None or method_cls is None:
+            raise ValueError(
+                f"`path` {str(path)!r} holds a {header['model']['class']} trained with "
+                f"{header['method']['class']}, which this version does not know."
+            )
+        layout = NodeLayout(tuple(header["layout"]["names"]), tuple(header["layout"]["sizes"]))
+        model = model_cls(**header["model"]["config"], key=jr.key(0))
+        n = layout.num_nodes
+        edge_mask = jnp.zeros((n, n), dtype=bool) if header["has_edge_mask"] else None
+        like = (model, Standardiser.identity(n), edge_mask)
+        try:
+            model, standardiser, edge_mask = eqx.tree_deserialise_leaves(f, like)
+        except Exception as error:
+            raise ValueError(f"`path` {str(path)!r} is truncated or corrupt: {error}") from error
+    history = None if header["history"] is None else History.from_json(header["history"])
+    return Estimator(
+        model, method_cls(**header["method"]["config"]), layout, standardiser, edge_mask, history
+    )

@@ -1,0 +1,100 @@
+"""Generative methods as Gaussian probability paths ``y_t = alpha(t) x_0 + sigma(t) eps``.
+
+Time runs from data (``t = t_min``) to noise (``t = 1``) for every method. A method knows its
+path, what the network is trained to predict, and how to turn a prediction into the clean-data
+and noise estimates ``(x0_hat, eps_hat)`` from which every sampler's vector field follows:
+
+- score ``= -eps_hat / sigma``;
+- probability-flow velocity ``dy/dt = alpha' x0_hat + sigma' eps_hat``;
+- reverse SDE drift ``f y - g^2 score`` with ``f = alpha'/alpha`` and
+  ``g^2 = d sigma^2/dt - 2 f sigma^2``.
+
+Methods never know which model they drive.
+"""
+
+import abc
+from typing import Any, ClassVar, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+
+from .._custom_types import Array, ConditionMask, Float, Key, Scalar, ScalarLike, Tokens
+
+
+class AbstractMethod(eqx.Module):
+    """A probability path plus its training target and its parametrisation."""
+
+    t_min: eqx.AbstractClassVar[float]
+    prediction: eqx.AbstractClassVar[Literal["noise", "velocity"]]
+    default_sampler: eqx.AbstractClassVar[Literal["sde", "ode"]]
+
+    @abc.abstractmethod
+    def alpha_sigma(self, t: ScalarLike) -> tuple[Scalar, Scalar]:
+        """Scale of the data and of the noise at time ``t``."""
+
+    @property
+    @abc.abstractmethod
+    def config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments, to rebuild the method when loading."""
+
+    def alpha_sigma_derivatives(self, t: ScalarLike) -> tuple[Scalar, Scalar]:
+        """``(d alpha/dt, d sigma/dt)`` by forward-mode autodiff of the path."""
+        t = jnp.asarray(t, dtype=float)
+        _, tangents = jax.jvp(self.alpha_sigma, (t,), (jnp.ones_like(t),))
+        return tangents
+
+    def drift_diffusion(self, t: ScalarLike) -> tuple[Scalar, Scalar]:
+        """``(f, g^2)`` of the forward SDE ``dy = f y dt + g dW`` whose marginals are the path."""
+        alpha, sigma = self.alpha_sigma(t)
+        d_alpha, d_sigma = self.alpha_sigma_derivatives(t)
+        f = d_alpha / alpha
+        return f, 2 * sigma * d_sigma - 2 * f * sigma**2
+
+    def sample_time(self, key: Key, shape: tuple[int, ...] = ()) -> Float[Array, "..."]:
+        """Training times ``t ~ U[t_min, 1]``."""
+        return jr.uniform(key, shape, minval=self.t_min, maxval=1.0)
+
+    def prior_std(self) -> Scalar:
+        """Standard deviation of ``y_1`` for standardised data, where sampling starts."""
+        alpha, sigma = self.alpha_sigma(1.0)
+        return jnp.sqrt(alpha**2 + sigma**2)
+
+    def input_scale(self, t: ScalarLike) -> Scalar:
+        """Scale that gives the noised tokens unit variance before they enter the network."""
+        alpha, sigma = self.alpha_sigma(t)
+        return jax.lax.rsqrt(alpha**2 + sigma**2)
+
+    def target(self, x0: Tokens, eps: Tokens, t: ScalarLike) -> Tokens:
+        """What the network is trained to output at ``y_t = alpha x0 + sigma eps``."""
+        if self.prediction == "noise":
+            return eps
+        d_alpha, d_sigma = self.alpha_sigma_derivatives(t)
+        return d_alpha * x0 + d_sigma * eps
+
+    def denoise(self, output: Tokens, t: ScalarLike, y: Tokens) -> tuple[Tokens, Tokens]:
+        """``(x0_hat, eps_hat)`` from the network's ``output`` at ``(t, y)``."""
+        alpha, sigma = self.alpha_sigma(t)
+        if self.prediction == "noise":
+            return (y - sigma * output) / alpha, output
+        d_alpha, d_sigma = self.alpha_sigma_derivatives(t)
+        # Solve [alpha sigma; alpha' sigma'] [x0; eps] = [y; v]; the determinant never vanishes
+        # on the paths used here, even where alpha or sigma does.
+        det = alpha * d_sigma - sigma * d_alpha
+        return (d_sigma * y - sigma * output) / det, (alpha * output - d_alpha * y) / det
+
+
+def network_output(
+    model,
+    method: AbstractMethod,
+    t: ScalarLike,
+    y: Tokens,
+    condition_mask: ConditionMask,
+    edge_mask=None,
+) -> Tokens:
+    """The model's raw output at ``(t, y)``: latent tokens are rescaled to unit variance first;
+    observed tokens are clean data and enter as they are."""
+    t = jnp.asarray(t, dtype=float)
+    y_in = jnp.where(condition_mask, y, method.input_scale(t) * y)
+    return model(t, y_in, condition_mask, edge_mask=edge_mask)

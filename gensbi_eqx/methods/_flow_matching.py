@@ -1,0 +1,28 @@
+"""Flow matching (Lipman et al. 2023) with the conditional optimal-transport path."""
+
+from typing import Any, ClassVar, Literal
+
+import jax.numpy as jnp
+
+from .._custom_types import Scalar, ScalarLike
+from ._base import AbstractMethod
+
+
+class FlowMatching(AbstractMethod):
+    """``y_t = (1 - t) x0 + t eps``; the network predicts the velocity ``eps - x0``.
+
+    Sampled by the probability-flow ODE; its reverse SDE is singular at ``t = 1`` (``alpha = 0``),
+    so ``sampler="sde"`` is refused.
+    """
+
+    t_min: ClassVar[float] = 0.0
+    prediction: ClassVar[Literal["velocity"]] = "velocity"
+    default_sampler: ClassVar[Literal["ode"]] = "ode"
+
+    def alpha_sigma(self, t: ScalarLike) -> tuple[Scalar, Scalar]:
+        t = jnp.asarray(t, dtype=float)
+        return 1.0 - t, t
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {}

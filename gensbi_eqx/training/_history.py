@@ -1,0 +1,40 @@
+"""What a training run leaves behind besides the weights."""
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    """Losses of a run. ``train_loss (steps,)`` per step; ``validation_loss`` at the steps in
+    ``validation_steps``; ``best_step`` is the step whose (EMA) weights were kept."""
+
+    train_loss: np.ndarray
+    validation_steps: np.ndarray
+    validation_loss: np.ndarray
+    best_step: int
+    stopped_early: bool
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "train_loss": self.train_loss.tolist(),
+            "validation_steps": self.validation_steps.tolist(),
+            "validation_loss": self.validation_loss.tolist(),
+            "best_step": self.best_step,
+            "stopped_early": self.stopped_early,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "History":
+        return cls(
+            np.asarray(d["train_loss"], dtype=np.float32),
+            np.asarray(d["validation_steps"], dtype=np.int64),
+            np.asarray(d["validation_loss"], dtype=np.float32),
+            int(d["best_step"]),
+            bool(d["stopped_early"]),
+            float(d["seconds"]),
+        )

@@ -1,0 +1,43 @@
+"""The denoising loss shared by every method."""
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+
+from .._custom_types import Array, Bool, ConditionMask, EdgeMask, Float, Key, Scalar, Tokens
+from ..methods import AbstractMethod, network_output
+from ..models import AbstractModel
+
+
+def example_loss(
+    model: AbstractModel,
+    method: AbstractMethod,
+    x0: Tokens,
+    condition_mask: ConditionMask,
+    key: Key,
+    edge_mask: EdgeMask | None = None,
+) -> Scalar:
+    """Squared error of the network against the method's target on the latent tokens of one
+    example; observed tokens are never noised and contribute zero."""
+    k_t, k_eps = jr.split(key)
+    t = method.sample_time(k_t)
+    eps = jr.normal(k_eps, x0.shape)
+    alpha, sigma = method.alpha_sigma(t)
+    y = jnp.where(condition_mask, x0, alpha * x0 + sigma * eps)
+    output = network_output(model, method, t, y, condition_mask, edge_mask)
+    error = (output - method.target(x0, eps, t)) ** 2
+    return jnp.mean(jnp.where(condition_mask, 0.0, error))
+
+
+def batch_loss(
+    model: AbstractModel,
+    method: AbstractMethod,
+    x0: Float[Array, "batch num_nodes"],
+    condition_masks: Bool[Array, "batch num_nodes"],
+    key: Key,
+    edge_mask: EdgeMask | None = None,
+) -> Scalar:
+    """Mean of ``example_loss`` over a batch."""
+    keys = jr.split(key, x0.shape[0])
+    per_example = jax.vmap(example_loss, in_axes=(None, None, 0, 0, 0, None))
+    return jnp.mean(per_example(model, method, x0, condition_masks, keys, edge_mask))
