@@ -1,0 +1,65 @@
+"""The ``two_moons`` benchmark task of sbibm (Lueckmann et al., 2021)."""
+
+import math
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from .._custom_types import Array, Float, Key
+from ._distributions import Uniform, check_num_samples
+
+
+class TwoMoons(eqx.Module):
+    """Two moons: a 2-D parameter maps to a crescent whose posterior has two modes.
+
+    Prior: ``theta ~ U(-1, 1)^2``. Simulator: ``a ~ U(-pi/2, pi/2)``, ``r ~ N(0.1, 0.01^2)``,
+    ``p = (r cos a + 0.25, r sin a)`` and
+    ``x = p + (-|theta_1 + theta_2| / sqrt(2), (-theta_1 + theta_2) / sqrt(2))``,
+    exactly as sbibm's ``two_moons``.
+    """
+
+    name: ClassVar[str] = "two_moons"
+    dim_theta: ClassVar[int] = 2
+    dim_x: ClassVar[int] = 2
+
+    prior: Uniform
+
+    def __init__(self):
+        self.prior = Uniform(-np.ones(2, np.float32), np.ones(2, np.float32))
+
+    @eqx.filter_jit
+    def simulator(
+        self, key: Key, theta: Float[Array, "num_samples dim_theta"]
+    ) -> Float[Array, "num_samples dim_x"]:
+        """One simulation per row of ``theta`` (shape ``(n, 2)``); returns ``x``, ``(n, 2)``."""
+        if theta.shape[1] != self.dim_theta:
+            raise ValueError(
+                f"`theta` must have shape (n, {self.dim_theta}), got shape {theta.shape}."
+            )
+        n = theta.shape[0]
+        dtype = theta.dtype
+        key_a, key_r = jr.split(key)
+        a = jr.uniform(key_a, (n,), dtype, -math.pi / 2, math.pi / 2)
+        r = 0.1 + 0.01 * jr.normal(key_r, (n,), dtype)
+        p = jnp.stack([r * jnp.cos(a) + 0.25, r * jnp.sin(a)], axis=-1)
+        # sbibm rotates theta by -pi/4 and folds the first coordinate with |.|, which is what
+        # puts two posterior modes at +-(theta_1 + theta_2).
+        theta_1, theta_2 = theta[:, 0], theta[:, 1]
+        offset = jnp.stack(
+            [-jnp.abs(theta_1 + theta_2) / math.sqrt(2), (-theta_1 + theta_2) / math.sqrt(2)],
+            axis=-1,
+        )
+        return p + offset
+
+    @eqx.filter_jit
+    def simulate(
+        self, key: Key, n: int
+    ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
+        """``n`` joint draws ``(theta, x)``: prior then simulator, each of shape ``(n, 2)``."""
+        check_num_samples(n)
+        key_theta, key_x = jr.split(key)
+        theta = self.prior.sample(key_theta, n)
+        return theta, self.simulator(key_x, theta)
