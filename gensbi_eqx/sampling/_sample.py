@@ -14,6 +14,7 @@ Sampler = Literal["sde", "ode"]
 
 
 @eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)  # counts traces: eqx.debug.get_num_traces
 def sample_conditionals(
     key: Key,
     denoiser: AbstractDenoiser,

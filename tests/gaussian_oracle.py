@@ -1,0 +1,120 @@
+"""An exact denoiser for a Gaussian joint, and the closed-form answers samplers should reach.
+
+For ``x0 ~ N(mean, covariance)`` every quantity a sampler needs has a closed form, so sampler
+tests can separate the sampler's own error from a network's approximation error.
+"""
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float
+
+from gensbi_eqx.methods import AbstractMethod
+from gensbi_eqx.sampling import AbstractDenoiser
+
+
+class GaussianDenoiser(AbstractDenoiser):
+    """The exact ``(E[x0 | y], E[eps | y])`` for ``x0 ~ N(mean, covariance)`` under ``method``'s
+    path, where observed entries (``condition_mask``) are clean ``x0`` and latent entries are
+    ``y = alpha x0 + sigma eps``.
+
+    With ``a = where(mask, 1, alpha)`` and ``s = where(mask, 0, sigma)``, ``y = a x0 + s eps`` is
+    Gaussian with mean ``a mean`` and covariance ``C = diag(a) Sigma diag(a) + diag(s^2)``, so
+    ``E[x0 | y] = mean + Sigma diag(a) C^-1 (y - a mean)`` and
+    ``E[eps | y] = diag(s) C^-1 (y - a mean)``. The mask is traced, hence ``where`` rather than
+    boolean indexing; ``C`` stays invertible at ``alpha = 0`` (flow matching at ``t = 1``).
+    """
+
+    mean: Float[Array, " num_nodes"]
+    covariance: Float[Array, "num_nodes num_nodes"]
+    method: AbstractMethod
+
+    def __init__(self, mean, covariance, method: AbstractMethod):
+        self.mean = jnp.asarray(mean, dtype=float)
+        self.covariance = jnp.asarray(covariance, dtype=float)
+        self.method = method
+
+    def __check_init__(self):
+        (n,) = self.mean.shape
+        if self.covariance.shape != (n, n):
+            raise ValueError(
+                f"`covariance` must be ({n}, {n}) to match `mean`, got {self.covariance.shape}."
+            )
+
+    def __call__(
+        self,
+        t: Float[Array, ""],
+        y: Float[Array, " num_nodes"],
+        condition_mask: Bool[Array, " num_nodes"],
+    ) -> tuple[Float[Array, " num_nodes"], Float[Array, " num_nodes"]]:
+        alpha, sigma = self.method.alpha_sigma(t)
+        a = jnp.where(condition_mask, 1.0, alpha)
+        s = jnp.where(condition_mask, 0.0, sigma)
+        c = a[:, None] * self.covariance * a[None, :] + jnp.diag(s**2)
+        w = jnp.linalg.solve(c, y - a * self.mean)
+        x0 = self.mean + self.covariance @ (a * w)
+        eps = s * w
+        return x0, eps
+
+
+def gaussian_conditional(
+    mean: np.ndarray, cov: np.ndarray, observed_mask: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(num_latent,)`` and covariance ``(num_latent, num_latent)`` of the latent entries
+    (``~observed_mask``) of ``N(mean, cov)`` given ``values[observed_mask]``; ``values`` is
+    ``(num_nodes,)`` and its latent entries are ignored."""
+    mean = np.asarray(mean, dtype=np.float64)
+    cov = np.asarray(cov, dtype=np.float64)
+    obs = np.asarray(observed_mask, dtype=bool)
+    lat = ~obs
+    if not obs.any():
+        return mean[lat], cov[np.ix_(lat, lat)]
+    gain = np.linalg.solve(cov[np.ix_(obs, obs)], cov[np.ix_(obs, lat)]).T
+    residual = np.asarray(values, dtype=np.float64)[obs] - mean[obs]
+    cond_mean = mean[lat] + gain @ residual
+    cond_cov = cov[np.ix_(lat, lat)] - gain @ cov[np.ix_(obs, lat)]
+    return cond_mean, 0.5 * (cond_cov + cond_cov.T)
+
+
+def continuous_sampler_law(
+    method: AbstractMethod,
+    sampler: str,
+    cond_mean: np.ndarray,
+    cond_cov: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of what an exactly integrated sampler returns for the latent entries,
+    given the exact denoiser of the conditional ``N(cond_mean, cond_cov)``.
+
+    Samplers start from ``N(0, prior_std^2 I)``, while the noised conditional at ``t = 1`` is
+    ``N(alpha_1 m, alpha_1^2 S + sigma_1^2 I)``; unless ``alpha_1 = 0`` and
+    ``prior_std = sigma_1`` (flow matching) that mismatch survives to ``t_min``. Both the
+    noised conditional's covariance ``lam_t = alpha_t^2 S + sigma_t^2`` and the reverse dynamics
+    share ``S``'s eigenvectors, so per eigen-direction a deviation ``d`` of the mean and ``D`` of
+    the variance at ``t = 1`` are scaled, on the way to ``t_0 = t_min``, by
+
+    - probability-flow ODE: ``d * sqrt(lam_0/lam_1)``, ``D * lam_0/lam_1``;
+    - reverse SDE (exact score): ``d * r``, ``D * r^2`` with ``r = (lam_0/lam_1)(alpha_1/alpha_0)``
+
+    (integrate ``dd/dt = (f + k g^2/lam) d`` with ``k = 1/2`` (ODE) or ``1`` (SDE), using
+    ``d lam/dt = 2 f lam + g^2``). The returned law is of ``y_{t_min}``, i.e.
+    ``alpha_0 x0 + sigma_0 eps``, which is what samplers return.
+    """
+    cond_mean = np.asarray(cond_mean, dtype=np.float64)
+    cond_cov = np.asarray(cond_cov, dtype=np.float64)
+    alpha_0, sigma_0 = (float(v) for v in method.alpha_sigma(method.t_min))
+    alpha_1, sigma_1 = (float(v) for v in method.alpha_sigma(1.0))
+    prior_var = float(method.prior_std()) ** 2
+    eigvals, eigvecs = np.linalg.eigh(cond_cov)
+    lam_0 = alpha_0**2 * eigvals + sigma_0**2
+    lam_1 = alpha_1**2 * eigvals + sigma_1**2
+    m_rot = eigvecs.T @ cond_mean
+    if sampler == "ode":
+        mean_gain = np.sqrt(lam_0 / lam_1)
+    elif sampler == "sde":
+        mean_gain = (lam_0 / lam_1) * (alpha_1 / alpha_0)
+    else:
+        raise ValueError(f"unknown sampler {sampler!r}")
+    # The prior mean is 0, so the mean deviation at t = 1 is -alpha_1 m.
+    out_mean = alpha_0 * m_rot - mean_gain * alpha_1 * m_rot
+    out_var = lam_0 + mean_gain**2 * (prior_var - lam_1)
+    return eigvecs @ out_mean, (eigvecs * out_var) @ eigvecs.T

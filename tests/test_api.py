@@ -1,0 +1,243 @@
+"""End to end through the public API: fit, sample any conditional, save/load, bad input."""
+
+import os
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+import gensbi_eqx as gs
+
+TINY = dict(dim_value=8, dim_id=8, dim_condition=4, num_heads=2, head_dim=8, depth=1, widening=2, dim_time=16)
+# Narrower models than this (or shorter runs) do not learn the conditionals well enough to test.
+TRAINED = dict(depth=2)
+DIM = 2
+
+
+@pytest.fixture(scope="module")
+def task():
+    return gs.tasks.GaussianLinear(dim=DIM)
+
+
+@pytest.fixture(scope="module")
+def data(task):
+    theta, x = task.simulate(jr.key(0), 4_000)
+    return {"theta": theta, "x": x}
+
+
+@pytest.fixture(scope="module")
+def estimator(data):
+    """One small Simformer trained once (VE, structured masks) and shared by the tests."""
+    model = gs.Simformer.for_data(data, key=jr.key(1), **TRAINED)
+    return gs.fit(
+        jr.key(2), model, data, method=gs.VESDE(), max_steps=1_500, progress=False,
+        validation_every=100,
+    )
+
+
+NUM = 4_000  # draws per check: standard error of a mean is sd / 63, of a variance 2.2%
+
+# Tolerances: the sampling error (5 standard errors) plus a stated budget for what a small model
+# trained for 1,500 steps gets wrong, sampled with the default reverse SDE (the probability-flow
+# ODE of so short a run is wider: its accuracy is tested with an exact score in test_samplers). The posterior sd is 0.22 and the likelihood sd 0.32, so
+# 0.05 in the mean is under a quarter of an sd and 25% in the variance is visible on a plot;
+# an untrained or wrongly conditioned model misses both by far.
+MEAN_BUDGET, VAR_BUDGET = 0.05, 0.25
+
+
+def _check_gaussian(samples, mean, var):
+    samples = np.asarray(samples, dtype=np.float64)
+    sd = np.sqrt(var)
+    np.testing.assert_array_less(np.abs(samples.mean(0) - mean), 5 * sd / np.sqrt(len(samples)) + MEAN_BUDGET)
+    rel = np.abs(samples.var(0) / var - 1)
+    np.testing.assert_array_less(rel, 5 * np.sqrt(2 / len(samples)) + VAR_BUDGET)
+
+
+def test_posterior_matches_closed_form(estimator, task):
+    """Posterior samples of a trained model match the analytic Gaussian posterior."""
+    x_o = jnp.array([0.3, -0.2])
+    post = estimator.sample(jr.key(3), {"x": x_o}, NUM)
+    assert set(post) == {"theta"} and post["theta"].shape == (NUM, DIM)
+    truth = task.true_posterior(x_o)
+    _check_gaussian(post["theta"], np.asarray(truth.mean), np.diag(np.asarray(truth.covariance)))
+
+
+def test_likelihood_from_the_same_model(estimator):
+    """The same joint model answers the likelihood p(x | theta) = N(theta, 0.1 I)."""
+    theta_o = jnp.array([0.2, -0.1])
+    lik = estimator.sample(jr.key(4), {"theta": theta_o}, NUM)
+    assert set(lik) == {"x"}
+    _check_gaussian(lik["x"], np.asarray(theta_o), np.full(DIM, 0.1))
+
+
+def test_partial_condition_nan_entries(estimator):
+    """NaN entries are latent; given entries come back bit-identical; shapes follow the query."""
+    given = jnp.array([0.3, jnp.nan])
+    x_o = jnp.array([0.1, 0.25])
+    out = estimator.sample(jr.key(5), {"x": x_o, "theta": given}, 500, sampler="ode")
+    assert set(out) == {"theta"} and out["theta"].shape == (500, DIM)
+    assert np.all(np.asarray(out["theta"][:, 0]) == np.float32(0.3))
+    assert np.isfinite(np.asarray(out["theta"][:, 1])).all()
+    only_theta = estimator.sample(jr.key(5), {"theta": given}, 10, sampler="ode")
+    assert set(only_theta) == {"theta", "x"}
+
+
+def test_batched_conditions_match_single_calls(estimator):
+    """A leading batch axis samples every conditional at once, shaped (num_samples, B, d)."""
+    x_os = jnp.array([[0.3, -0.2], [-0.5, 0.4], [0.0, 0.0]])
+    batched = estimator.sample(jr.key(6), {"x": x_os}, 2_000, sampler="ode")["theta"]
+    assert batched.shape == (2_000, 3, DIM)
+    np.testing.assert_allclose(np.asarray(batched.mean(0)), 0.5 * np.asarray(x_os), atol=0.06)
+
+
+def test_sampler_does_not_recompile_for_new_observations(estimator):
+    """A new observation, or a new NaN pattern, of the same shape reuses the compiled sampler."""
+    fn = gs.sampling.sample_conditionals
+    estimator.sample(jr.key(7), {"x": jnp.array([0.1, 0.1])}, 64, sampler="ode")
+    before = eqx.debug.get_num_traces(fn)
+    estimator.sample(jr.key(8), {"x": jnp.array([-0.4, 0.2])}, 64, sampler="ode")
+    estimator.sample(jr.key(8), {"x": jnp.array([-0.4, jnp.nan])}, 64, sampler="ode")
+    assert eqx.debug.get_num_traces(fn) == before
+
+
+def test_same_key_same_samples(estimator):
+    """Samples are a function of the key."""
+    a = estimator.sample(jr.key(9), {"x": jnp.zeros(DIM)}, 100, sampler="ode")["theta"]
+    b = estimator.sample(jr.key(9), {"x": jnp.zeros(DIM)}, 100, sampler="ode")["theta"]
+    c = estimator.sample(jr.key(10), {"x": jnp.zeros(DIM)}, 100, sampler="ode")["theta"]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_history_and_early_stopping_bookkeeping(estimator):
+    """The history records every step's loss and the validation scores, keeping the best."""
+    h = estimator.history
+    assert len(h.train_loss) == h.validation_steps[-1]
+    assert np.isfinite(h.train_loss).all()
+    assert h.best_step == h.validation_steps[np.argmin(h.validation_loss)]
+    assert h.train_loss[-100:].mean() < h.train_loss[:100].mean()
+
+
+def test_save_load_round_trip(estimator, tmp_path):
+    """A loaded estimator samples bit-identically and keeps its history."""
+    path = tmp_path / "est.eqx"
+    estimator.save(path)
+    loaded = gs.load(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["est.eqx"]  # no temp file left behind
+    for sampler in ("ode", "sde"):
+        kwargs = dict(sampler=sampler, steps=20 if sampler == "sde" else None)
+        a = estimator.sample(jr.key(11), {"x": jnp.ones(DIM)}, 50, **kwargs)["theta"]
+        b = loaded.sample(jr.key(11), {"x": jnp.ones(DIM)}, 50, **kwargs)["theta"]
+        assert np.array_equal(a, b)
+    np.testing.assert_array_equal(loaded.history.train_loss, estimator.history.train_loss)
+    assert loaded.layout == estimator.layout
+
+
+def test_failed_save_leaves_old_file_intact(estimator, tmp_path, monkeypatch):
+    """A crash while writing never leaves a half-written file where the estimator was."""
+    path = tmp_path / "est.eqx"
+    estimator.save(path)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(eqx, "tree_serialise_leaves", boom)
+    with pytest.raises(OSError, match="disk full"):
+        estimator.save(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["est.eqx"]
+
+
+def test_load_refuses_other_files(tmp_path):
+    """A file that is not a saved estimator gets a clear error."""
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    with pytest.raises(ValueError, match="not a saved gensbi_eqx estimator"):
+        gs.load(other)
+    with pytest.raises(ValueError, match="not a file"):
+        gs.load(tmp_path / "missing.eqx")
+
+
+def test_flow_matching_and_vp_train_through_the_same_api(data):
+    """Swapping the method needs no change to the model or the call."""
+    for method in (gs.FlowMatching(), gs.VPSDE()):
+        model = gs.Simformer.for_data(data, key=jr.key(1), **TINY)
+        est = gs.fit(jr.key(2), model, data, method=method, max_steps=20, progress=False,
+                     condition_masks="posterior")
+        out = est.sample(jr.key(3), {"x": jnp.zeros(DIM)}, 8, sampler="ode", steps=4)
+        assert out["theta"].shape == (8, DIM) and np.isfinite(np.asarray(out["theta"])).all()
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+
+def _small_model(data):
+    return gs.Simformer.for_data(data, key=jr.key(0), **TINY)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({}, "empty"),
+        ({"theta": np.zeros((0, 2)), "x": np.zeros((0, 2))}, "no rows"),
+        ({"theta": np.zeros((5, 2)), "x": np.zeros((6, 2))}, "same N"),
+        ({"theta": np.zeros((5, 2, 2)), "x": np.zeros((5, 2))}, r"shape \(N, d\)"),
+    ],
+)
+def test_fit_refuses_malformed_data(bad, match):
+    """Empty data, mismatched rows and wrong ranks are refused with the argument named."""
+    model = gs.Simformer(4, key=jr.key(0), **TINY)
+    with pytest.raises(ValueError, match=match):
+        gs.fit(jr.key(0), model, bad, method=gs.VESDE(), max_steps=1, progress=False)
+
+
+def test_fit_counts_non_finite_rows(data):
+    """NaN or inf rows are counted and refused, never trained on."""
+    theta = np.array(data["theta"])
+    theta[[3, 7, 11], 0] = [np.nan, np.inf, np.nan]
+    bad = {"theta": theta, "x": data["x"]}
+    with pytest.raises(ValueError, match="3 of 4000 rows with NaN or inf"):
+        gs.fit(jr.key(0), _small_model(data), bad, method=gs.VESDE(), max_steps=1, progress=False)
+
+
+def test_fit_refuses_bad_arguments(data):
+    """Model/data mismatch, wrong method type, bad counts and masks name the argument."""
+    model = _small_model(data)
+    fit = lambda **kw: gs.fit(jr.key(0), kw.pop("model", model), kw.pop("data", data), **{"method": gs.VESDE(), "max_steps": 1, "progress": False, **kw})
+    with pytest.raises(ValueError, match="`model` has 4 nodes but `data` has 3"):
+        fit(data={"theta": data["theta"], "x": data["x"][:, 0]})
+    with pytest.raises(TypeError, match="method"):  # the type checker may answer first
+        fit(method="ve")
+    with pytest.raises(ValueError, match="`max_steps`"):
+        fit(max_steps=0)
+    with pytest.raises(ValueError, match="`parameters`"):
+        fit(parameters=("phi",))
+    with pytest.raises(ValueError, match="`condition_masks`"):
+        fit(condition_masks="everything")
+    with pytest.raises(ValueError, match="`condition_masks` must return"):
+        fit(condition_masks=lambda key, n: jnp.zeros(n + 1, bool))
+    with pytest.raises(ValueError, match="`edge_mask`"):
+        fit(edge_mask=np.ones((3, 3), bool))
+    with pytest.raises(ValueError, match="`validation_fraction`"):
+        fit(validation_fraction=1.0)
+
+
+def test_sample_refuses_bad_queries(estimator):
+    """Unknown names, wrong widths, full conditions, bad counts and samplers are refused."""
+    key = jr.key(0)
+    with pytest.raises(ValueError, match="unknown node"):
+        estimator.sample(key, {"y": jnp.zeros(2)}, 10)
+    with pytest.raises(ValueError, match=r"must have shape \(\*batch, 2\), got \(3,\)"):
+        estimator.sample(key, {"x": jnp.zeros(3)}, 10)
+    with pytest.raises(ValueError, match="observes every node"):
+        estimator.sample(key, {"x": jnp.zeros(2), "theta": jnp.zeros(2)}, 10)
+    with pytest.raises(ValueError, match="`num_samples`"):
+        estimator.sample(key, {"x": jnp.zeros(2)}, 0)
+    with pytest.raises(ValueError, match="`sampler`"):
+        estimator.sample(key, {"x": jnp.zeros(2)}, 10, sampler="euler")
+    with pytest.raises(ValueError, match="do not broadcast"):
+        estimator.sample(key, {"x": jnp.zeros((3, 2)), "theta": jnp.zeros((4, 2))}, 10)
+    with pytest.raises(TypeError, match="condition"):
+        estimator.sample(key, [0.0, 0.0], 10)
