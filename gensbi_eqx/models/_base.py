@@ -29,6 +29,7 @@ class AbstractModel(eqx.Module):
     ) -> Tokens:
         """Args: diffusion time ``t`` (scalar); token values ``x (num_nodes,)``;
         ``condition_mask (num_nodes,)`` (True = observed); optional ``node_ids (num_nodes,)``
+        (values in ``[0, num_nodes)``: out-of-range ids are clamped by the lookup, not caught)
         (default ``arange``) and ``edge_mask (num_nodes, num_nodes)`` (``[i, j]``: i attends
         to j). Returns ``(num_nodes,)``."""
 

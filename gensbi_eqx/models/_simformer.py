@@ -59,6 +59,8 @@ class Simformer(AbstractModel):
         for name, value in {"num_nodes": num_nodes, **hyper}.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if dim_time % 2:
+            raise ValueError(f"`dim_time` must be even (sin and cos pairs), got {dim_time}.")
         kv, ki, kc, kt, kf, kh = jr.split(key, 6)
         dim = dim_value + dim_id + dim_condition
         self.value_embedding = eqx.nn.Linear("scalar", dim_value, key=kv)
@@ -90,8 +92,13 @@ class Simformer(AbstractModel):
         node_ids: NodeIds | None = None,
         edge_mask: EdgeMask | None = None,
     ) -> Tokens:
+        n = self.num_nodes
+        for name, value, shape in [("x", x, (n,)), ("condition_mask", condition_mask, (n,)),
+                                   ("node_ids", node_ids, (n,)), ("edge_mask", edge_mask, (n, n))]:
+            if value is not None and value.shape != shape:
+                raise ValueError(f"`{name}` must have shape {shape}, got {value.shape}.")
         if node_ids is None:
-            node_ids = jnp.arange(self.num_nodes)
+            node_ids = jnp.arange(n)
         if edge_mask is not None:
             edge_mask = ensure_diagonal(edge_mask)
         values = jax.vmap(self.value_embedding)(x)

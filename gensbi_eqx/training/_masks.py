@@ -21,6 +21,8 @@ class _ParameterMaskSampler(eqx.Module):
     parameters: tuple[bool, ...] = eqx.field(static=True)
 
     def __check_init__(self):
+        if not all(isinstance(p, (bool, np.bool_)) for p in self.parameters):
+            raise ValueError(f"`parameters` must be a tuple of bools, got {self.parameters!r}.")
         if not any(self.parameters) or all(self.parameters):
             raise ValueError(
                 "`parameters` must mark some but not all nodes as parameters, got "
