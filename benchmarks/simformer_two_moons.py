@@ -41,6 +41,7 @@ def main():
     parser.add_argument("--train-steps", type=int, default=2_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--num-samples", type=int, default=10_000)
+    parser.add_argument("--train-step-only", action="store_true", help="skip fitting and sampling")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {jax.device_count()} x {jax.devices()[0].device_kind}, "
           f"jax {jax.__version__}")
@@ -86,6 +87,8 @@ def main():
     print(f"train step (batch 256): median {1e3 * statistics.median(times):.1f} ms over 200 steps; "
           f"compile {compile_s:.1f} s")
 
+    if args.train_step_only:
+        return
     start = time.perf_counter()
     est = gs.fit(jr.key(3), model, data, method=method, max_steps=args.train_steps, progress=False)
     print(f"fit, {args.train_steps} steps incl. compile and validation: {time.perf_counter() - start:.0f} s")
