@@ -1,6 +1,6 @@
 """Two moons, end to end: simulate, train a Simformer, sample the posterior, plot it.
 
-    python examples/two_moons.py [--steps 3000] [--num-samples 10000] [--out outputs/two_moons]
+    python examples/two_moons.py [--steps 5000] [--num-samples 10000] [--out outputs/two_moons]
 
 Writes ``posterior_samples.npy``, ``pairplot.png`` and the trained ``estimator.eqx`` to the
 output folder and prints where they are. About 4 minutes on a 2-core CPU with the defaults.
@@ -21,7 +21,7 @@ from gensbi_eqx.plotting import pairplot
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulations", type=int, default=10_000)
-    parser.add_argument("--steps", type=int, default=3_000, help="training steps")
+    parser.add_argument("--steps", type=int, default=5_000, help="training steps")
     parser.add_argument("--num-samples", type=int, default=10_000)
     parser.add_argument("--sampler", choices=["ode", "sde"], default="ode")
     parser.add_argument("--out", type=Path, default=Path("outputs/two_moons"))
