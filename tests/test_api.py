@@ -241,3 +241,19 @@ def test_sample_refuses_bad_queries(estimator):
         estimator.sample(key, {"x": jnp.zeros((3, 2)), "theta": jnp.zeros((4, 2))}, 10)
     with pytest.raises(TypeError, match="condition"):
         estimator.sample(key, [0.0, 0.0], 10)
+
+
+def test_train_step_compiles_once_per_run():
+    """The train step runs without retracing, and a retrace (new shapes) is caught loudly."""
+    model = gs.Simformer(4, key=jr.key(0), **TINY)
+    optimizer = gs.training.optimizer_for(1e-3, 10, 1.0)
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+    step = gs.training.make_train_step(
+        gs.VESDE(), gs.StructuredMasks((True, True, False, False)), optimizer, 8, 4
+    )
+    x_train = jr.normal(jr.key(1), (32, 4))
+    state = (model, model, opt_state)
+    for i in range(3):
+        state = step(x_train, *state, jr.key(i), jnp.asarray(i))[:3]
+    with pytest.raises(RuntimeError, match="traced"):
+        step(jr.normal(jr.key(1), (16, 4)), *state, jr.key(3), jnp.asarray(3))

@@ -1,6 +1,8 @@
 """Losses, condition-mask samplers and the training loop."""
 
 from ._history import History as History
+from ._loop import make_train_step as make_train_step
+from ._loop import optimizer_for as optimizer_for
 from ._loop import paper_schedule as paper_schedule
 from ._loop import train as train
 from ._loss import batch_loss as batch_loss
@@ -17,7 +19,9 @@ __all__ = [
     "StructuredMasks",
     "batch_loss",
     "example_loss",
+    "make_train_step",
     "never_all_observed",
+    "optimizer_for",
     "paper_schedule",
     "train",
 ]

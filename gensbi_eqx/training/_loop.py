@@ -46,6 +46,48 @@ def _ema(decay, ema, model):
     return eqx.combine(mixed, static)
 
 
+def make_train_step(
+    method: AbstractMethod,
+    mask_sampler: MaskSampler,
+    optimizer: optax.GradientTransformation,
+    batch_size: int,
+    num_nodes: int,
+    edge_mask: EdgeMask | None = None,
+    ema_decay: float = 0.999,
+) -> Callable:
+    """The ONE jitted train step: ``(x_train, model, ema, opt_state, key, i) -> (model, ema,
+    opt_state, loss)``. It draws a batch on the device, a condition mask per example, and takes
+    one optimizer step and one EMA step (decay warmed up so short runs are not dominated by the
+    initial weights). Tracing it a second time raises: it compiles once per run. No buffer
+    donation, because the caller keeps the best EMA weights alive."""
+
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def step(x_train, model, ema, opt_state, key, i):
+        k_batch, k_mask, k_loss = jr.split(key, 3)
+        x0 = x_train[jr.randint(k_batch, (batch_size,), 0, x_train.shape[0])]
+        masks = _masks(mask_sampler, k_mask, batch_size, num_nodes)
+        loss, grads = eqx.filter_value_and_grad(batch_loss)(
+            model, method, x0, masks, k_loss, edge_mask
+        )
+        updates, opt_state = optimizer.update(
+            grads, opt_state, eqx.filter(model, eqx.is_inexact_array)
+        )
+        model = eqx.apply_updates(model, updates)
+        decay = jnp.minimum(ema_decay, (1.0 + i) / (10.0 + i))
+        return model, _ema(decay, ema, model), opt_state, loss
+
+    return step
+
+
+def optimizer_for(learning_rate: float, max_steps: int, gradient_clip: float):
+    """Adam on the paper's schedule after global-norm clipping."""
+    return optax.chain(
+        optax.clip_by_global_norm(gradient_clip),
+        optax.adam(paper_schedule(learning_rate, max_steps)),
+    )
+
+
 def train(
     key: Key,
     model: AbstractModel,
@@ -73,30 +115,12 @@ def train(
     """
     start = time.perf_counter()
     num_nodes = x_train.shape[1]
-    optimizer = optax.chain(
-        optax.clip_by_global_norm(gradient_clip),
-        optax.adam(paper_schedule(learning_rate, max_steps)),
-    )
+    optimizer = optimizer_for(learning_rate, max_steps, gradient_clip)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
 
-    # Compiled once per run (tracing twice raises); no buffer donation, because the best EMA
-    # weights found so far must stay alive.
-    @eqx.filter_jit
-    @eqx.debug.assert_max_traces(max_traces=1)
-    def step(x_train, model, ema, opt_state, key, i):
-        k_batch, k_mask, k_loss = jr.split(key, 3)
-        x0 = x_train[jr.randint(k_batch, (batch_size,), 0, x_train.shape[0])]
-        masks = _masks(mask_sampler, k_mask, batch_size, num_nodes)
-        loss, grads = eqx.filter_value_and_grad(batch_loss)(
-            model, method, x0, masks, k_loss, edge_mask
-        )
-        updates, opt_state = optimizer.update(
-            grads, opt_state, eqx.filter(model, eqx.is_inexact_array)
-        )
-        model = eqx.apply_updates(model, updates)
-        # Warm-up of the EMA so short runs are not dominated by the initial weights.
-        decay = jnp.minimum(ema_decay, (1.0 + i) / (10.0 + i))
-        return model, _ema(decay, ema, model), opt_state, loss
+    step = make_train_step(
+        method, mask_sampler, optimizer, batch_size, num_nodes, edge_mask, ema_decay
+    )
 
     @eqx.filter_jit
     def validation_loss(ema, x_val, key):
