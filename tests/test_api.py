@@ -183,11 +183,12 @@ def _small_model(data):
         ({}, "empty"),
         ({"theta": np.zeros((0, 2)), "x": np.zeros((0, 2))}, "no rows"),
         ({"theta": np.zeros((5, 2)), "x": np.zeros((6, 2))}, "same N"),
-        ({"theta": np.zeros((5, 2, 2)), "x": np.zeros((5, 2))}, r"shape \(N, d\)"),
+        ({"theta": np.zeros((5, 0)), "x": np.zeros((5, 2))}, r"shape \(N, d\)"),
+        ({"theta": np.float32(1.0), "x": np.zeros((5, 2))}, r"shape \(N, d\)"),
     ],
 )
 def test_fit_refuses_malformed_data(bad, match):
-    """Empty data, mismatched rows and wrong ranks are refused with the argument named."""
+    """Empty data, mismatched rows, empty nodes and scalars are refused with the argument named."""
     model = gs.Simformer(4, key=jr.key(0), **TINY)
     with pytest.raises(ValueError, match=match):
         gs.fit(jr.key(0), model, bad, method=gs.VESDE(), max_steps=1, progress=False)

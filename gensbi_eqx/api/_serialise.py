@@ -94,7 +94,7 @@ def load(path: str | os.PathLike) -> Estimator:
                 f"`path` {str(path)!r} holds a {header['model']['class']} trained with "
                 f"{header['method']['class']}, which this version does not know."
             )
-        layout = NodeLayout(tuple(header["layout"]["names"]), tuple(header["layout"]["sizes"]))
+        layout = NodeLayout.from_config(header["layout"])
         model = model_cls(**header["model"]["config"], key=jr.key(0))
         n = layout.num_nodes
         edge_mask = jnp.zeros((n, n), dtype=bool) if header["has_edge_mask"] else None

@@ -11,7 +11,7 @@ from ._layout import NodeLayout
 def condition_vector(
     layout: NodeLayout, condition: Mapping[str, ArrayLike], argument: str = "condition"
 ) -> np.ndarray:
-    """``{name: (*batch, d)}`` -> ``(*batch, num_nodes)`` float32, NaN where not observed.
+    """``{name: (*batch, *shape)}`` -> ``(*batch, num_nodes)`` float32, NaN where not observed.
 
     Nodes missing from ``condition`` are not observed; NaN entries inside a given node are not
     observed either. Batch shapes of the given nodes broadcast against each other.
@@ -24,20 +24,21 @@ def condition_vector(
     layout.check_names(condition, argument)
     values = {}
     for name, value in condition.items():
-        size = layout.sizes[layout.names.index(name)]
+        shape = layout.shapes[layout.names.index(name)]
         try:
             array = np.asarray(value, dtype=np.float32)
         except (TypeError, ValueError) as error:
             raise TypeError(f"`{argument}[{name!r}]` must be an array of numbers.") from error
-        if array.ndim == 0 and size == 1:
+        if array.ndim == 0 and shape == (1,):
             array = array[None]
-        if array.ndim == 0 or array.shape[-1] != size:
+        if array.shape[array.ndim - len(shape):] != shape or array.ndim < len(shape):
+            expected = ", ".join(("*batch",) + tuple(map(str, shape)))
             raise ValueError(
-                f"`{argument}[{name!r}]` must have shape (*batch, {size}), got {array.shape}."
+                f"`{argument}[{name!r}]` must have shape ({expected}), got {array.shape}."
             )
         if np.isinf(array).any():
             raise ValueError(f"`{argument}[{name!r}]` contains inf; use NaN for 'not observed'.")
-        values[name] = array
+        values[name] = array.reshape(array.shape[: array.ndim - len(shape)] + (-1,))
     try:
         batch = np.broadcast_shapes(*(a.shape[:-1] for a in values.values()))
     except ValueError as error:

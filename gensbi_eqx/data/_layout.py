@@ -4,6 +4,7 @@ Users speak in names (``{"theta": (N, 2), "x": (N, 2)}``); models see one flat v
 scalar tokens per example. A ``NodeLayout`` is the static map between the two.
 """
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,8 +15,8 @@ import numpy as np
 from .._custom_types import Array, ArrayLike, Float
 
 
-def _as_2d(name: str, value: Any, argument: str) -> Array:
-    """A node's training data as ``(N, d)``; ``(N,)`` is read as ``(N, 1)``."""
+def _as_array(name: str, value: Any, argument: str) -> Array:
+    """A node's training data as float32 ``(N, *shape)``; ``(N,)`` is read as ``(N, 1)``."""
     try:
         array = jnp.asarray(value)
     except TypeError as error:
@@ -26,32 +27,52 @@ def _as_2d(name: str, value: Any, argument: str) -> Array:
         raise TypeError(f"`{argument}[{name!r}]` must hold real numbers, got dtype {array.dtype}.")
     if array.ndim == 1:
         array = array[:, None]
-    if array.ndim != 2:
+    if array.ndim == 0 or 0 in array.shape[1:]:
         raise ValueError(
-            f"`{argument}[{name!r}]` must have shape (N, d) or (N,), got {tuple(array.shape)}."
+            f"`{argument}[{name!r}]` must have shape (N, d), (N, tokens, channels) or (N,), "
+            f"got {tuple(array.shape)}."
         )
     return array.astype(jnp.float32)
 
 
 class NodeLayout(eqx.Module):
-    """Ordered node names and their widths: node ``names[k]`` owns tokens ``slices[names[k]]``."""
+    """Ordered node names and their per-example shapes: node ``names[k]`` has shape
+    ``shapes[k]`` (``(d,)`` for a vector, ``(tokens, channels)`` for e.g. a multi-channel time
+    series) and owns the flat scalars ``slices[names[k]]`` (C order, channels fastest)."""
 
     names: tuple[str, ...] = eqx.field(static=True)
-    sizes: tuple[int, ...] = eqx.field(static=True)
+    shapes: tuple[tuple[int, ...], ...] = eqx.field(static=True)
 
     def __check_init__(self):
         if not self.names:
             raise ValueError("A layout needs at least one node, got none.")
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"Node names must be unique, got {self.names}.")
-        if len(self.sizes) != len(self.names) or any(s < 1 for s in self.sizes):
-            raise ValueError(f"Every node needs a positive size, got {dict(zip(self.names, self.sizes))}.")
+        if len(self.shapes) != len(self.names) or any(
+            not shape or any(not isinstance(s, int) or s < 1 for s in shape) for shape in self.shapes
+        ):
+            raise ValueError(
+                f"Every node needs a non-empty shape of positive ints, got "
+                f"{dict(zip(self.names, self.shapes))}."
+            )
 
     @classmethod
     def from_data(cls, data: Mapping[str, ArrayLike], argument: str = "data") -> "NodeLayout":
-        """The layout of named training data ``{name: (N, d) or (N,)}``, in the dict's order."""
+        """The layout of named training data ``{name: (N, *shape) or (N,)}``, in the dict's
+        order."""
         arrays = validate_data(data, argument)
-        return cls(tuple(arrays), tuple(int(a.shape[1]) for a in arrays.values()))
+        return cls(tuple(arrays), tuple(tuple(int(s) for s in a.shape[1:]) for a in arrays.values()))
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Number of scalars of each node."""
+        return tuple(math.prod(shape) for shape in self.shapes)
+
+    def channels(self, name: str) -> int:
+        """Channels per token of a node: the last axis of a ``(tokens, channels)`` node, 1 for a
+        vector node."""
+        shape = self.shapes[self.names.index(name)]
+        return shape[-1] if len(shape) >= 2 else 1
 
     @property
     def num_nodes(self) -> int:
@@ -78,7 +99,8 @@ class NodeLayout(eqx.Module):
             )
 
     def flatten(self, data: Mapping[str, ArrayLike], argument: str = "data") -> Float[Array, "N num_nodes"]:
-        """Concatenate named data ``{name: (N, d)}`` into ``(N, num_nodes)`` in layout order."""
+        """Concatenate named data ``{name: (N, *shape)}`` into ``(N, num_nodes)`` in layout
+        order."""
         arrays = validate_data(data, argument)
         if tuple(arrays) != self.names:
             missing = [n for n in self.names if n not in arrays]
@@ -86,25 +108,35 @@ class NodeLayout(eqx.Module):
             if missing:
                 raise ValueError(f"`{argument}` lacks node(s) {missing}; every node is needed.")
             arrays = {n: arrays[n] for n in self.names}
-        for name, size in zip(self.names, self.sizes):
-            if arrays[name].shape[1] != size:
+        for name, shape in zip(self.names, self.shapes):
+            if arrays[name].shape[1:] != shape:
                 raise ValueError(
-                    f"`{argument}[{name!r}]` must have shape (N, {size}), "
+                    f"`{argument}[{name!r}]` must have shape (N, {', '.join(map(str, shape))}), "
                     f"got {tuple(arrays[name].shape)}."
                 )
-        return jnp.concatenate(list(arrays.values()), axis=1)
+        return jnp.concatenate([a.reshape(a.shape[0], -1) for a in arrays.values()], axis=1)
 
     def unflatten(self, flat: Float[Array, "*batch num_nodes"], names=None) -> dict[str, Array]:
-        """Split ``(..., num_nodes)`` into ``{name: (..., d)}`` (only ``names`` if given)."""
+        """Split ``(..., num_nodes)`` into ``{name: (..., *shape)}`` (only ``names`` if given)."""
         names = self.names if names is None else names
-        return {n: flat[..., self.slices[n]] for n in names}
+        batch = flat.shape[:-1]
+        return {
+            n: flat[..., self.slices[n]].reshape(batch + self.shapes[self.names.index(n)])
+            for n in names
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "NodeLayout":
+        if "shapes" in config:
+            return cls(tuple(config["names"]), tuple(tuple(s) for s in config["shapes"]))
+        return cls(tuple(config["names"]), tuple((s,) for s in config["sizes"]))  # before shapes
 
     def config(self) -> dict[str, Any]:
-        return {"names": list(self.names), "sizes": list(self.sizes)}
+        return {"names": list(self.names), "shapes": [list(s) for s in self.shapes]}
 
 
 def validate_data(data: Mapping[str, ArrayLike], argument: str = "data") -> dict[str, Array]:
-    """Check named training data and return it as float32 ``{name: (N, d)}``.
+    """Check named training data and return it as float32 ``{name: (N, *shape)}``.
 
     Refuses: a non-mapping, no nodes, non-string names, mismatched or zero ``N``, and rows with
     NaN or inf (counted, so the user can find them in their simulator's output).
@@ -120,7 +152,7 @@ def validate_data(data: Mapping[str, ArrayLike], argument: str = "data") -> dict
     for name, value in data.items():
         if not isinstance(name, str):
             raise TypeError(f"`{argument}` keys must be node names (str), got {name!r}.")
-        arrays[name] = _as_2d(name, value, argument)
+        arrays[name] = _as_array(name, value, argument)
     lengths = {n: int(a.shape[0]) for n, a in arrays.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"Every node of `{argument}` must have the same N (rows), got {lengths}.")
@@ -128,7 +160,7 @@ def validate_data(data: Mapping[str, ArrayLike], argument: str = "data") -> dict
         raise ValueError(f"`{argument}` has no rows (N = 0).")
     bad = np.zeros(next(iter(lengths.values())), dtype=bool)
     for a in arrays.values():
-        bad |= ~np.isfinite(np.asarray(a)).all(axis=1)
+        bad |= ~np.isfinite(np.asarray(a)).reshape(a.shape[0], -1).all(axis=1)
     if bad.any():
         raise ValueError(
             f"`{argument}` has {int(bad.sum())} of {bad.size} rows with NaN or inf (first at row "
