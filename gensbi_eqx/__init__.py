@@ -27,6 +27,8 @@ from .api import save as save
 from .methods import FlowMatching as FlowMatching
 from .methods import VESDE as VESDE
 from .methods import VPSDE as VPSDE
+from .models import Flux1 as Flux1
+from .models import Flux1Joint as Flux1Joint
 from .models import Simformer as Simformer
 from .training import BernoulliMasks as BernoulliMasks
 from .training import PosteriorMasks as PosteriorMasks
@@ -36,6 +38,8 @@ __all__ = [
     "BernoulliMasks",
     "Estimator",
     "FlowMatching",
+    "Flux1",
+    "Flux1Joint",
     "PosteriorMasks",
     "Simformer",
     "StructuredMasks",

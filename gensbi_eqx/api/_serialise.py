@@ -16,13 +16,12 @@ import jax.random as jr
 from .._version import __version__
 from ..data import NodeLayout, Standardiser
 from ..methods import METHODS
-from ..models import Simformer
+from ..models import MODELS
 from ..training import History
 from ._estimator import Estimator
 
 MAGIC = b"GENSBI_EQX\n"
 FORMAT_VERSION = 1
-MODELS = {"Simformer": Simformer}
 
 
 def save(path: str | os.PathLike, estimator: Estimator) -> None:

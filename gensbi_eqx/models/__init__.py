@@ -2,16 +2,39 @@
 
 from ._base import AbstractModel as AbstractModel
 from ._embeddings import GaussianFourierEmbedding as GaussianFourierEmbedding
+from ._flux1 import Flux1 as Flux1
+from ._flux1_joint import Flux1Joint as Flux1Joint
+from ._flux_blocks import DoubleStreamBlock as DoubleStreamBlock
+from ._flux_blocks import SingleStreamBlock as SingleStreamBlock
+from ._ids import STRATEGIES as STRATEGIES
+from ._ids import IdEmbedding as IdEmbedding
+from ._ids import apply_rope as apply_rope
+from ._ids import grid_ids as grid_ids
+from ._ids import rope_angles as rope_angles
+from ._ids import sequence_ids as sequence_ids
 from ._simformer import Simformer as Simformer
 from ._transformer import MaskedSelfAttention as MaskedSelfAttention
 from ._transformer import Transformer as Transformer
 from ._transformer import TransformerBlock as TransformerBlock
 
+MODELS = {cls.__name__: cls for cls in (Simformer, Flux1, Flux1Joint)}
+
 __all__ = [
     "AbstractModel",
+    "DoubleStreamBlock",
+    "Flux1",
+    "Flux1Joint",
     "GaussianFourierEmbedding",
+    "IdEmbedding",
+    "MODELS",
     "MaskedSelfAttention",
+    "STRATEGIES",
     "Simformer",
+    "SingleStreamBlock",
     "Transformer",
     "TransformerBlock",
+    "apply_rope",
+    "grid_ids",
+    "rope_angles",
+    "sequence_ids",
 ]

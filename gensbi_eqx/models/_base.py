@@ -5,14 +5,16 @@ from typing import Any
 
 import equinox as eqx
 
-from .._custom_types import ConditionMask, EdgeMask, NodeIds, Scalar, Tokens
+from .._custom_types import ConditionMask, EdgeMask, Scalar, Tokens
 
 
 class AbstractModel(eqx.Module):
-    """A network over the scalar tokens of ONE example (``vmap`` outside).
+    """A network over the flat scalar vector of ONE example (``vmap`` outside).
 
-    It returns one number per token; what that number means (noise, velocity) is the business
-    of the method that trains it, never of the model.
+    It returns one number per scalar; what that number means (noise, velocity, denoised value)
+    is the business of the method that trains it, never of the model. Joint models (Simformer,
+    Flux1Joint) answer any condition mask; a conditional model (Flux1) answers only its
+    ``fixed_condition_mask``. Models may take further keyword inputs (token IDs).
     """
 
     num_nodes: eqx.AbstractVar[int]
@@ -24,14 +26,18 @@ class AbstractModel(eqx.Module):
         x: Tokens,
         condition_mask: ConditionMask,
         *,
-        node_ids: NodeIds | None = None,
         edge_mask: EdgeMask | None = None,
     ) -> Tokens:
-        """Args: diffusion time ``t`` (scalar); token values ``x (num_nodes,)``;
-        ``condition_mask (num_nodes,)`` (True = observed); optional ``node_ids (num_nodes,)``
-        (values in ``[0, num_nodes)``: out-of-range ids are clamped by the lookup, not caught)
-        (default ``arange``) and ``edge_mask (num_nodes, num_nodes)`` (``[i, j]``: i attends
-        to j). Returns ``(num_nodes,)``."""
+        """Args: the noise level ``t`` (scalar, as the method encodes it); values
+        ``x (num_nodes,)``; ``condition_mask (num_nodes,)`` (True = observed); optional
+        ``edge_mask (num_nodes, num_nodes)`` (``[i, j]``: i attends to j). Returns
+        ``(num_nodes,)``."""
+
+    @property
+    def fixed_condition_mask(self) -> tuple[bool, ...] | None:
+        """``None`` for a joint model (any conditional); otherwise the only condition mask
+        (True = observed) the model was built to answer."""
+        return None
 
     @property
     @abc.abstractmethod

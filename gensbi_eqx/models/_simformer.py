@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import equinox as eqx
+from jax.typing import DTypeLike
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -12,6 +13,7 @@ from .._custom_types import Array, ArrayLike, ConditionMask, EdgeMask, Float, Ke
 from ..data import NodeLayout
 from ._base import AbstractModel
 from ._embeddings import GaussianFourierEmbedding
+from ._precision import compute_dtype_name
 from ._transformer import Transformer, ensure_diagonal
 
 
@@ -21,6 +23,8 @@ class Simformer(AbstractModel):
     ``edge_mask``, and a linear head giving one number per token.
 
     The defaults are the paper's "small" configuration (about 180k parameters on two moons).
+    ``compute_dtype="bfloat16"`` runs the transformer blocks in bfloat16; parameters and the
+    embeddings stay float32.
     """
 
     value_embedding: eqx.nn.Linear
@@ -44,6 +48,7 @@ class Simformer(AbstractModel):
         depth: int = 6,
         widening: int = 3,
         dim_time: int = 128,
+        compute_dtype: DTypeLike = "float32",
         key: Key,
     ):
         hyper = dict(
@@ -56,11 +61,12 @@ class Simformer(AbstractModel):
             widening=widening,
             dim_time=dim_time,
         )
-        for name, value in {"num_nodes": num_nodes, **hyper}.items():
+        for name, value in {"num_nodes": num_nodes, **hyper}.items():  # all ints so far
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if dim_time % 2:
             raise ValueError(f"`dim_time` must be even (sin and cos pairs), got {dim_time}.")
+        hyper["compute_dtype"] = compute_dtype_name(compute_dtype)
         kv, ki, kc, kt, kf, kh = jr.split(key, 6)
         dim = dim_value + dim_id + dim_condition
         self.value_embedding = eqx.nn.Linear("scalar", dim_value, key=kv)
@@ -68,7 +74,8 @@ class Simformer(AbstractModel):
         self.condition_embedding = 0.5 * jr.normal(kc, (dim_condition,))
         self.time_embedding = GaussianFourierEmbedding(dim_time, key=kt)
         self.transformer = Transformer(
-            dim, dim_time, depth, num_heads, head_dim, widening, key=kf
+            dim, dim_time, depth, num_heads, head_dim, widening,
+            compute_dtype=hyper["compute_dtype"], key=kf,
         )
         self.head = eqx.nn.Linear(dim, "scalar", key=kh)
         self.num_nodes = num_nodes
@@ -92,6 +99,8 @@ class Simformer(AbstractModel):
         node_ids: NodeIds | None = None,
         edge_mask: EdgeMask | None = None,
     ) -> Tokens:
+        """See `AbstractModel`; ``node_ids (num_nodes,)`` selects each token's learned ID
+        (default ``arange``; out-of-range ids are clamped by the lookup, not caught)."""
         n = self.num_nodes
         for name, value, shape in [("x", x, (n,)), ("condition_mask", condition_mask, (n,)),
                                    ("node_ids", node_ids, (n,)), ("edge_mask", edge_mask, (n, n))]:
@@ -105,5 +114,5 @@ class Simformer(AbstractModel):
         ids = jax.vmap(self.id_embedding)(node_ids)
         conditions = condition_mask[:, None] * self.condition_embedding
         tokens = jnp.concatenate([values, ids, conditions], axis=-1)
-        h = self.transformer(tokens, self.time_embedding(t), edge_mask)
+        h = self.transformer(tokens, self.time_embedding(t), edge_mask)  # float32 out
         return jax.vmap(self.head)(h)

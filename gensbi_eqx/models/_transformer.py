@@ -1,11 +1,14 @@
 """A pre-LayerNorm transformer over the tokens of one example, run with ``lax.scan`` over layers."""
 
 import equinox as eqx
+from jax.typing import DTypeLike
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 
 from .._custom_types import Array, EdgeMask, Float, Key
+from ._precision import compute_dtype_name
+from ._stack import make_stack, run_stack
 
 
 class MaskedSelfAttention(eqx.Module):
@@ -87,12 +90,13 @@ class TransformerBlock(eqx.Module):
 
 
 class Transformer(eqx.Module):
-    """``depth`` identical blocks, stored stacked (built with ``filter_vmap``) and run with
-    ``lax.scan``, so compile time does not grow with depth."""
+    """``depth`` identical blocks, stored stacked and run with ``lax.scan`` (see ``_stack``),
+    then a final LayerNorm."""
 
     blocks: TransformerBlock  # every array leaf has a leading ``depth`` axis
     final_norm: eqx.nn.LayerNorm
     depth: int = eqx.field(static=True)
+    compute_dtype: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -103,18 +107,19 @@ class Transformer(eqx.Module):
         head_dim: int,
         widening: int,
         *,
+        compute_dtype: DTypeLike = "float32",
         key: Key,
     ):
         if depth < 1:
             raise ValueError(f"`depth` must be >= 1, got {depth}.")
-
-        @eqx.filter_vmap
-        def make(k):
-            return TransformerBlock(dim, context_dim, num_heads, head_dim, widening, key=k)
-
-        self.blocks = make(jr.split(key, depth))
+        self.blocks = make_stack(
+            lambda k: TransformerBlock(dim, context_dim, num_heads, head_dim, widening, key=k),
+            depth,
+            key=key,
+        )
         self.final_norm = eqx.nn.LayerNorm(dim)
         self.depth = depth
+        self.compute_dtype = compute_dtype_name(compute_dtype)
 
     def __call__(
         self,
@@ -122,18 +127,12 @@ class Transformer(eqx.Module):
         context: Float[Array, " context_dim"],
         edge_mask: EdgeMask | None = None,
     ) -> Float[Array, "num_nodes dim"]:
-        params, static = eqx.partition(self.blocks, eqx.is_array)
-
-        # Rematerialise each block in the backward pass: keeping every block's activations
-        # overflows the CPU caches, and recomputing them made the default Simformer's train
-        # step 1.5x faster on a 2-core machine (benchmarks/simformer_two_moons.py).
-        @jax.checkpoint
-        def step(h, block_params):
-            block = eqx.combine(block_params, static)
-            return block(h, context, edge_mask), None
-
-        h, _ = jax.lax.scan(step, h, params)
-        return jax.vmap(self.final_norm)(h)
+        dtype = self.compute_dtype
+        context = context.astype(dtype)
+        h = run_stack(
+            self.blocks, h.astype(dtype), lambda block, h: block(h, context, edge_mask), dtype
+        )
+        return jax.vmap(self.final_norm)(h.astype(jnp.float32))
 
 
 def ensure_diagonal(edge_mask: EdgeMask) -> EdgeMask:
