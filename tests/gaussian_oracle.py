@@ -4,12 +4,14 @@ For ``x0 ~ N(mean, covariance)`` every quantity a sampler needs has a closed for
 tests can separate the sampler's own error from a network's approximation error.
 """
 
+import math
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
-from gensbi_eqx.methods import AbstractMethod
+from gensbi_eqx.methods import EDM, AbstractMethod
 from gensbi_eqx.sampling import AbstractDenoiser
 
 
@@ -97,7 +99,8 @@ def continuous_sampler_law(
 
     (integrate ``dd/dt = (f + k g^2/lam) d`` with ``k = 1/2`` (ODE) or ``1`` (SDE), using
     ``d lam/dt = 2 f lam + g^2``). The returned law is of ``y_{t_min}``, i.e.
-    ``alpha_0 x0 + sigma_0 eps``, which is what samplers return.
+    ``alpha_0 x0 + sigma_0 eps``, which is what samplers return. ``sampler="edm"`` without churn
+    is a discretisation of the probability-flow ODE and has the ODE's law in the limit.
     """
     cond_mean = np.asarray(cond_mean, dtype=np.float64)
     cond_cov = np.asarray(cond_cov, dtype=np.float64)
@@ -108,7 +111,7 @@ def continuous_sampler_law(
     lam_0 = alpha_0**2 * eigvals + sigma_0**2
     lam_1 = alpha_1**2 * eigvals + sigma_1**2
     m_rot = eigvecs.T @ cond_mean
-    if sampler == "ode":
+    if sampler in ("ode", "edm"):
         mean_gain = np.sqrt(lam_0 / lam_1)
     elif sampler == "sde":
         mean_gain = (lam_0 / lam_1) * (alpha_1 / alpha_0)
@@ -118,3 +121,65 @@ def continuous_sampler_law(
     out_mean = alpha_0 * m_rot - mean_gain * alpha_1 * m_rot
     out_var = lam_0 + mean_gain**2 * (prior_var - lam_1)
     return eigvecs @ out_mean, (eigvecs * out_var) @ eigvecs.T
+
+
+def edm_sampler_law(
+    method: EDM,
+    cond_mean: np.ndarray,
+    cond_cov: np.ndarray,
+    steps: int,
+    s_churn: float = 0.0,
+    s_min: float = 0.0,
+    s_max: float = math.inf,
+    s_noise: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of what ``sample_edm`` with ``steps`` steps returns for the latent
+    entries, exactly (float64), given the exact denoiser of the conditional ``N(m, S)``.
+
+    The denoiser is affine, ``D(y) = m + S (S + sigma^2)^-1 (y - m)``, so in the eigenbasis of
+    ``S`` (eigenvalue ``s``) every step of Karras' Algorithm 2 maps ``y - m`` to ``a (y - m)``
+    after churn adds independent noise of variance ``(sigma_hat^2 - sigma^2) s_noise^2``: with
+    ``k(sigma) = sigma / (s + sigma^2)`` (the slope ``(y - D(y)) / sigma`` per unit of ``y - m``),
+    Euler gives ``a = 1 + h k(sigma_hat)`` and Heun ``a = 1 + h (k(sigma_hat) + k(sigma_next)
+    a_Euler) / 2``, ``h = sigma_next - sigma_hat``. Mean and variance are iterated from the start
+    ``N(0, prior_std^2)``; the discretisation error is this law minus the conditional.
+    """
+    cond_mean = np.asarray(cond_mean, dtype=np.float64)
+    eigvals, eigvecs = np.linalg.eigh(np.asarray(cond_cov, dtype=np.float64))
+    m = eigvecs.T @ cond_mean
+    low = method.sigma_min ** (1 / method.rho)
+    width = method.sigma_max ** (1 / method.rho) - low
+    sigmas = np.append((low + np.linspace(1.0, 0.0, steps) * width) ** method.rho, 0.0)
+    gamma_churn = min(s_churn / steps, math.sqrt(2) - 1)
+    slope = lambda sigma: sigma / (eigvals + sigma**2)
+    mean = np.zeros_like(m)
+    var = np.full_like(m, method.sigma_data**2 + method.sigma_max**2)
+    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+        gamma = gamma_churn if s_min <= sigma <= s_max else 0.0
+        sigma_hat = sigma * (1 + gamma)
+        var = var + (sigma_hat**2 - sigma**2) * s_noise**2
+        h = sigma_next - sigma_hat
+        gain = 1 + h * slope(sigma_hat)
+        if sigma_next > 0:
+            gain = 1 + h * 0.5 * (slope(sigma_hat) + slope(sigma_next) * gain)
+        mean = m + gain * (mean - m)
+        var = gain**2 * var
+    return eigvecs @ mean, (eigvecs * var) @ eigvecs.T
+
+
+def assert_gaussian_moments(samples, mean, cov, mean_allowance, cov_allowance, label):
+    """Sample mean and covariance of ``samples (N, d)`` within 5 standard errors plus the
+    allowances of ``N(mean, cov)``. For Gaussian data ``Var(mean_i) = cov_ii / N`` and
+    ``Var(cov_ij) = (cov_ii cov_jj + cov_ij^2) / N``; the covariance allowance is relative to
+    ``sqrt(cov_ii cov_jj)``."""
+    n = samples.shape[0]
+    samples = np.asarray(samples, dtype=np.float64)
+    assert np.all(np.isfinite(samples)), f"{label}: non-finite samples"
+    sd = np.sqrt(np.diag(cov))
+    scale = np.outer(sd, sd)
+    mean_err = np.abs(samples.mean(0) - mean)
+    mean_tol = 5 * sd / np.sqrt(n) + mean_allowance
+    assert np.all(mean_err <= mean_tol), f"{label}: mean error {mean_err} > {mean_tol}"
+    cov_err = np.abs(np.cov(samples, rowvar=False) - cov)
+    cov_tol = 5 * np.sqrt((scale**2 + cov**2) / n) + cov_allowance * scale
+    assert np.all(cov_err <= cov_tol), f"{label}: covariance error\n{cov_err}\n> {cov_tol}"

@@ -14,13 +14,23 @@ import pytest
 from hypothesis import given, settings
 from jaxtyping import Array, Bool, Float
 
-from gensbi_eqx.methods import METHODS, VESDE, VPSDE, AbstractMethod, FlowMatching, network_output
+from gensbi_eqx.methods import (
+    EDM,
+    METHODS,
+    VESDE,
+    VPSDE,
+    AbstractMethod,
+    FlowMatching,
+    network_output,
+)
 from gensbi_eqx.models import AbstractModel
 from gensbi_eqx.training import batch_loss, example_loss
 
 
-ALL_METHODS = [VESDE(), VPSDE(), FlowMatching()]
+ALL_METHODS = [VESDE(), VPSDE(), FlowMatching(), EDM()]
 IDS = [type(m).__name__ for m in ALL_METHODS]
+# EDM draws log-normal noise levels instead (tests/test_edm.py).
+UNIFORM_TIME = [m for m in ALL_METHODS if not isinstance(m, EDM)]
 MID_TIMES = np.linspace(0.05, 0.95, 19)
 DATA_MEAN, DATA_STD = 0.5, 0.8  # x0 ~ N(DATA_MEAN, DATA_STD^2), independently per node
 
@@ -102,7 +112,7 @@ def test_prior_std_and_input_scale(method):
     np.testing.assert_allclose(jax.vmap(method.input_scale)(t) ** 2 * (alpha**2 + sigma**2), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("method", ALL_METHODS, ids=IDS)
+@pytest.mark.parametrize("method", UNIFORM_TIME, ids=lambda m: type(m).__name__)
 def test_sample_time_is_uniform_on_range(method, getkey):
     """sample_time draws lie in [t_min, 1] with the mean of U[t_min, 1]."""
     num = 20_000
@@ -112,6 +122,13 @@ def test_sample_time_is_uniform_on_range(method, getkey):
     width = 1.0 - method.t_min
     se = width / np.sqrt(12 * num)
     assert abs(t.mean() - (method.t_min + 1.0) / 2) < 5 * se
+
+
+def _time_of_noise_input(method, noise_input):
+    """The time ``t`` whose ``method.noise_input(t)`` the model was given."""
+    if isinstance(method, EDM):  # c_noise = log(sigma) / 4
+        return method.time_of_sigma(jnp.exp(4 * noise_input))
+    return noise_input
 
 
 class GaussianOracle(AbstractModel):
@@ -127,7 +144,8 @@ class GaussianOracle(AbstractModel):
         default_factory=lambda: jnp.asarray(0.0), converter=jnp.asarray
     )
 
-    def __call__(self, t, x, condition_mask, *, node_ids=None, edge_mask=None):
+    def __call__(self, noise_input, x, condition_mask, *, node_ids=None, edge_mask=None):
+        t = _time_of_noise_input(self.method, noise_input)
         # network_output scaled the latent tokens by input_scale(t); undo it.
         y = x / self.method.input_scale(t)
         alpha, sigma = self.method.alpha_sigma(t)
@@ -183,18 +201,30 @@ _example_losses = eqx.filter_jit(
 
 
 def _expected_oracle_loss(method) -> float:
-    """E_t[Var(target | y_t)] for t ~ U[t_min, 1], by quadrature of the closed form."""
-    t = jnp.linspace(method.t_min, 1.0, 20_001)
-    alpha, sigma = (np.asarray(v, np.float64) for v in jax.vmap(method.alpha_sigma)(t))
-    if method.prediction == "noise":
-        a, e = np.zeros_like(alpha), np.ones_like(alpha)  # target = eps
+    """E_t[Var(target | y_t)] over the method's training times, by quadrature of the closed form:
+    in t for t ~ U[t_min, 1]; for EDM in z for log sigma = p_mean + p_std z, z ~ N(0, 1), with
+    sigma clipped to [sigma_min, sigma_max] as in `sample_time`."""
+    if isinstance(method, EDM):
+        z = np.linspace(-10.0, 10.0, 40_001)
+        sigma = np.clip(np.exp(method.p_mean + method.p_std * z), method.sigma_min, method.sigma_max)
+        t = jnp.asarray(method.time_of_sigma(sigma))
+        weights = np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
+        grid = z
     else:
-        a, e = (np.asarray(v, np.float64) for v in jax.vmap(method.alpha_sigma_derivatives)(t))
-    # target = a x0 + e eps; given y = alpha x0 + sigma eps (jointly Gaussian) its variance is
+        t = jnp.linspace(method.t_min, 1.0, 20_001)
+        weights = np.full(t.shape, 1.0 / (1.0 - method.t_min))
+        grid = np.asarray(t, np.float64)
+    alpha, sigma = (np.asarray(v, np.float64) for v in jax.vmap(method.alpha_sigma)(t))
+    # Every target is linear, target = a x0 + e eps; read a and e off the method itself.
+    coefficient = lambda x0, eps: np.asarray(
+        jax.vmap(lambda t: method.target(jnp.asarray([x0]), jnp.asarray([eps]), t)[0])(t), np.float64
+    )
+    a, e = coefficient(1.0, 0.0), coefficient(0.0, 1.0)
+    # Given y = alpha x0 + sigma eps (jointly Gaussian) the target's variance is
     # Var(target) - Cov(target, y)^2 / Var(y).
     var_y = alpha**2 * DATA_STD**2 + sigma**2
     var = a**2 * DATA_STD**2 + e**2 - (a * alpha * DATA_STD**2 + e * sigma) ** 2 / var_y
-    return float(np.trapezoid(var, np.asarray(t, np.float64)) / (1.0 - method.t_min))
+    return float(np.trapezoid(var * weights, grid))
 
 
 @pytest.mark.parametrize("method", ALL_METHODS, ids=IDS)

@@ -9,6 +9,16 @@ and noise estimates ``(x0_hat, eps_hat)`` from which every sampler's vector fiel
 - reverse SDE drift ``f y - g^2 score`` with ``f = alpha'/alpha`` and
   ``g^2 = d sigma^2/dt - 2 f sigma^2``.
 
+What the network predicts (``prediction``):
+
+- ``"noise"``: ``eps``;
+- ``"velocity"``: ``dy/dt = alpha' x0 + sigma' eps``;
+- ``"denoised"``: a preconditioned denoiser (EDM): the output ``F`` is read as
+  ``x0_hat = c_skip(t) y + c_out(t) F``; such a method defines ``target`` and ``denoise`` itself.
+
+The network sees the noised tokens scaled by ``input_scale(t)`` and the noise level as
+``noise_input(t)`` (``t`` itself unless a method says otherwise).
+
 Methods never know which model they drive.
 """
 
@@ -27,8 +37,8 @@ class AbstractMethod(eqx.Module):
     """A probability path plus its training target and its parametrisation."""
 
     t_min: eqx.AbstractClassVar[float]
-    prediction: eqx.AbstractClassVar[Literal["noise", "velocity"]]
-    default_sampler: eqx.AbstractClassVar[Literal["sde", "ode"]]
+    prediction: eqx.AbstractClassVar[Literal["noise", "velocity", "denoised"]]
+    default_sampler: eqx.AbstractClassVar[Literal["sde", "ode", "edm"]]
 
     @abc.abstractmethod
     def alpha_sigma(self, t: ScalarLike) -> tuple[Scalar, Scalar]:
@@ -66,10 +76,16 @@ class AbstractMethod(eqx.Module):
         alpha, sigma = self.alpha_sigma(t)
         return jax.lax.rsqrt(alpha**2 + sigma**2)
 
+    def noise_input(self, t: ScalarLike) -> Scalar:
+        """What the network is told about the noise level at time ``t``."""
+        return jnp.asarray(t, dtype=float)
+
     def target(self, x0: Tokens, eps: Tokens, t: ScalarLike) -> Tokens:
         """What the network is trained to output at ``y_t = alpha x0 + sigma eps``."""
         if self.prediction == "noise":
             return eps
+        if self.prediction != "velocity":
+            raise NotImplementedError(f"{type(self).__name__} must define `target` itself.")
         d_alpha, d_sigma = self.alpha_sigma_derivatives(t)
         return d_alpha * x0 + d_sigma * eps
 
@@ -78,6 +94,8 @@ class AbstractMethod(eqx.Module):
         alpha, sigma = self.alpha_sigma(t)
         if self.prediction == "noise":
             return (y - sigma * output) / alpha, output
+        if self.prediction != "velocity":
+            raise NotImplementedError(f"{type(self).__name__} must define `denoise` itself.")
         d_alpha, d_sigma = self.alpha_sigma_derivatives(t)
         # Solve [alpha sigma; alpha' sigma'] [x0; eps] = [y; v]; the determinant never vanishes
         # on the paths used here, even where alpha or sigma does.
@@ -94,7 +112,8 @@ def network_output(
     edge_mask=None,
 ) -> Tokens:
     """The model's raw output at ``(t, y)``: latent tokens are rescaled to unit variance first;
-    observed tokens are clean data and enter as they are."""
+    observed tokens are clean data and enter as they are. The model receives the noise level
+    as the method encodes it, ``method.noise_input(t)``."""
     t = jnp.asarray(t, dtype=float)
     y_in = jnp.where(condition_mask, y, method.input_scale(t) * y)
-    return model(t, y_in, condition_mask, edge_mask=edge_mask)
+    return model(method.noise_input(t), y_in, condition_mask, edge_mask=edge_mask)

@@ -2,8 +2,16 @@
 
 from ._denoiser import AbstractDenoiser as AbstractDenoiser
 from ._denoiser import ModelDenoiser as ModelDenoiser
+from ._edm import sample_edm as sample_edm
 from ._sample import sample_conditionals as sample_conditionals
 from ._solve import sample_ode as sample_ode
 from ._solve import sample_sde as sample_sde
 
-__all__ = ["AbstractDenoiser", "ModelDenoiser", "sample_conditionals", "sample_ode", "sample_sde"]
+__all__ = [
+    "AbstractDenoiser",
+    "ModelDenoiser",
+    "sample_conditionals",
+    "sample_edm",
+    "sample_ode",
+    "sample_sde",
+]

@@ -6,6 +6,7 @@ the end, so they are never noised or moved.
 """
 
 import diffrax
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import lineax as lx
@@ -17,6 +18,14 @@ from ._denoiser import AbstractDenoiser
 def _time(method, s):
     span = 1.0 - method.t_min
     return 1.0 - span * s, span
+
+
+def _data_vanishes_at_noise_end(method) -> bool:
+    """Whether ``alpha(1) = 0``: then the drift ``f = alpha'/alpha`` blows up at ``t = 1``."""
+    # Static method parameters make this concrete even while a caller is being traced.
+    with jax.ensure_compile_time_eval():
+        alpha, _ = method.alpha_sigma(1.0)
+        return bool(alpha == 0)
 
 
 def _initial(key: Key, denoiser: AbstractDenoiser, y_cond: Tokens, mask: ConditionMask) -> Tokens:
@@ -57,7 +66,7 @@ def sample_sde(
 
     ``y_cond (num_nodes,)`` holds the observed values (standardised) where ``condition_mask``.
     """
-    if denoiser.method.default_sampler != "sde":
+    if _data_vanishes_at_noise_end(denoiser.method):
         raise ValueError(
             f"{type(denoiser.method).__name__} has no reverse SDE sampler here (its SDE is "
             "singular where alpha = 0); use sampler='ode'."
