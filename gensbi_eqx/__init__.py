@@ -24,6 +24,7 @@ from .api import Estimator as Estimator
 from .api import fit as fit
 from .api import load as load
 from .api import save as save
+from .methods import EDM as EDM
 from .methods import FlowMatching as FlowMatching
 from .methods import VESDE as VESDE
 from .methods import VPSDE as VPSDE
@@ -36,6 +37,7 @@ from .training import StructuredMasks as StructuredMasks
 
 __all__ = [
     "BernoulliMasks",
+    "EDM",
     "Estimator",
     "FlowMatching",
     "Flux1",

@@ -5,6 +5,7 @@ import jax
 import jax.random as jr
 
 
+@eqx.filter_jit  # one compile instead of one eager op per weight shape
 def randomised(model, key, scale: float = 0.3):
     """The model with every floating-point weight jittered by ``scale * N(0, 1)``: fresh Flux
     blocks are the identity (zero-initialised modulation) and output zero, which would make

@@ -57,6 +57,10 @@ class Estimator(eqx.Module):
         steps: int | None = None,
         rtol: float = 1e-5,
         atol: float = 1e-5,
+        s_churn: float = 0.0,
+        s_min: float = 0.0,
+        s_max: float = math.inf,
+        s_noise: float = 1.0,
     ) -> dict[str, Array]:
         """Draw from ``p(unobserved | condition)``.
 
@@ -66,10 +70,12 @@ class Estimator(eqx.Module):
           observed, and nodes left out are not observed. A leading batch shape samples every
           conditional at once.
         - `num_samples`: draws per condition.
-        - `sampler`: ``"sde"`` (reverse SDE, Euler-Maruyama, ``steps`` default 500) or ``"ode"``
+        - `sampler`: ``"sde"`` (reverse SDE, Euler-Maruyama, ``steps`` default 500), ``"ode"``
           (probability-flow ODE: adaptive Tsit5 with ``rtol``/``atol``, or fixed-step Heun when
-          ``steps`` is given). Default: the method's own (``"sde"`` for VE/VP, ``"ode"`` for flow
-          matching).
+          ``steps`` is given) or ``"edm"`` (EDM only: Karras et al.'s Heun sampler, ``steps``
+          default 18, with stochastic churn ``s_churn``, ``s_min``, ``s_max``, ``s_noise``).
+          Default: the method's own (``"sde"`` for VE/VP, ``"ode"`` for flow matching,
+          ``"edm"`` for EDM).
 
         **Returns:** ``{name: (num_samples, *batch, d)}`` for every node not fully observed, in
         user units; observed entries of partly observed nodes are the given values, unchanged.
@@ -78,8 +84,11 @@ class Estimator(eqx.Module):
         if steps is not None:
             steps = _positive_int(steps, "steps")
         sampler = self.method.default_sampler if sampler is None else sampler
-        if sampler not in ("sde", "ode"):
-            raise ValueError(f"`sampler` must be 'sde' or 'ode', got {sampler!r}.")
+        if sampler not in ("sde", "ode", "edm"):
+            raise ValueError(f"`sampler` must be 'sde', 'ode' or 'edm', got {sampler!r}.")
+        churn = (float(s_churn), float(s_min), float(s_max), float(s_noise))
+        if sampler != "edm" and churn != (0.0, 0.0, math.inf, 1.0):
+            raise ValueError("`s_churn`, `s_min`, `s_max` and `s_noise` apply to sampler='edm' only.")
         given = condition_vector(self.layout, condition)
         observed = ~np.isnan(given)
         if observed.all(axis=-1).any():
@@ -87,6 +96,7 @@ class Estimator(eqx.Module):
                 "`condition` observes every node, so there is nothing to sample; leave some "
                 "node (or entry, as NaN) unobserved."
             )
+        self._check_conditional(observed)
         batch = given.shape[:-1]
         flat_given = given.reshape(-1, self.layout.num_nodes)
         flat_observed = observed.reshape(flat_given.shape)
@@ -101,6 +111,7 @@ class Estimator(eqx.Module):
             steps,
             rtol,
             atol,
+            churn,
         )
         samples = jnp.where(flat_observed, flat_given, self.standardiser.inverse(z))
         samples = samples.reshape((num_samples,) + batch + (self.layout.num_nodes,))
@@ -110,6 +121,20 @@ class Estimator(eqx.Module):
             if not observed[..., self.layout.slices[name]].all()
         ]
         return self.layout.unflatten(samples, wanted)
+
+    def _check_conditional(self, observed: np.ndarray) -> None:
+        """A conditional model answers only the conditional it was trained for."""
+        fixed = self.model.fixed_condition_mask
+        if fixed is None or (observed == np.asarray(fixed)).all():
+            return
+        slices = self.layout.slices
+        given = [n for n in self.layout.names if np.asarray(fixed)[slices[n]].all()]
+        inferred = [n for n in self.layout.names if n not in given]
+        raise ValueError(
+            f"This {type(self.model).__name__} answers only p({', '.join(inferred)} | "
+            f"{', '.join(given)}): `condition` must give every entry of {given} and nothing of "
+            f"{inferred}. Train a joint model (Simformer, Flux1Joint) for other conditionals."
+        )
 
     def save(self, path) -> None:
         """Write this estimator to ``path`` atomically (see `gensbi_eqx.save`)."""

@@ -15,7 +15,18 @@ from ._estimator import Estimator, _positive_int
 MASK_SAMPLERS = {"structured": StructuredMasks, "posterior": PosteriorMasks}
 
 
-def _mask_sampler(condition_masks, layout: NodeLayout, parameters) -> Callable:
+def _mask_sampler(condition_masks, layout: NodeLayout, parameters, model: AbstractModel) -> Callable:
+    fixed = model.fixed_condition_mask
+    if fixed is not None:
+        # A conditional model learns the one conditional it was built for.
+        if condition_masks is not None:
+            raise ValueError(
+                f"{type(model).__name__} is trained on its own conditional only; leave "
+                f"`condition_masks` unset (got {condition_masks!r})."
+            )
+        return PosteriorMasks(tuple(not c for c in fixed))
+    if condition_masks is None:
+        condition_masks = "structured"
     if callable(condition_masks):
         sampler = condition_masks
         try:
@@ -50,7 +61,7 @@ def fit(
     data: Mapping[str, ArrayLike],
     *,
     method: AbstractMethod,
-    condition_masks: str | Callable = "structured",
+    condition_masks: str | Callable | None = None,
     parameters: str | tuple[str, ...] | None = None,
     edge_mask: ArrayLike | None = None,
     max_steps: int = 10_000,
@@ -68,12 +79,16 @@ def fit(
 
     **Arguments:**
     - `key`: a `jax.random` key; the same key and data give the same estimator.
-    - `model`: e.g. ``Simformer.for_data(data, key=...)``; one token per scalar of ``data``.
-    - `data`: named arrays with a shared leading ``N``; ``(N,)`` counts as ``(N, 1)``. Rows with
-      NaN or inf are refused (and counted).
-    - `method`: ``VESDE()``, ``VPSDE()`` or ``FlowMatching()``.
-    - `condition_masks`: ``"structured"`` (the Simformer paper's mixture: any conditional),
-      ``"posterior"`` (only ``p(parameters | rest)``), or a callable ``(key, num_nodes) -> bool``.
+    - `model`: e.g. ``Simformer.for_data(data, key=...)``, ``Flux1Joint.for_data(data, key=...)``
+      (joint: any conditional) or ``Flux1.for_data(data, condition_on=("x",), key=...)``
+      (conditional: ``p(rest | x)`` only).
+    - `data`: named arrays with a shared leading ``N``: ``(N, d)``, ``(N, tokens, channels)``, or
+      ``(N,)`` read as ``(N, 1)``. Rows with NaN or inf are refused (and counted).
+    - `method`: ``VESDE()``, ``VPSDE()``, ``FlowMatching()`` or ``EDM()``.
+    - `condition_masks`: for joint models, ``"structured"`` (default; the Simformer paper's
+      mixture: any conditional), ``"posterior"`` (only ``p(parameters | rest)``), or a callable
+      ``(key, num_nodes) -> bool``. A conditional model (Flux1) trains on its own conditional;
+      leave this unset.
     - `parameters`: node names that are parameters, for the mask samplers (default ``"theta"``
       if present, else the first node).
     - `edge_mask`: optional ``(num_nodes, num_nodes)`` bool, ``[i, j]``: token i attends to j.
@@ -97,8 +112,8 @@ def fit(
     if model.num_nodes != layout.num_nodes:
         raise ValueError(
             f"`model` has {model.num_nodes} nodes but `data` has {layout.num_nodes} scalar "
-            f"tokens ({dict(zip(layout.names, layout.sizes))}); build it with "
-            "Simformer.for_data(data, key=...)."
+            f"scalars ({dict(zip(layout.names, layout.shapes))}); build it with "
+            f"{type(model).__name__}.for_data(data, ...)."
         )
     max_steps = _positive_int(max_steps, "max_steps")
     batch_size = _positive_int(batch_size, "batch_size")
@@ -109,6 +124,11 @@ def fit(
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"`validation_fraction` must lie in [0, 1), got {validation_fraction}.")
     if edge_mask is not None:
+        if model.fixed_condition_mask is not None:
+            raise ValueError(
+                f"`edge_mask`: {type(model).__name__} attends densely and takes no edge mask; "
+                "use a joint model (Simformer, Flux1Joint) for attention masks."
+            )
         edge_mask = jnp.asarray(edge_mask)
         n = layout.num_nodes
         if edge_mask.shape != (n, n) or edge_mask.dtype != jnp.bool_:
@@ -116,7 +136,7 @@ def fit(
                 f"`edge_mask` must be a bool array of shape ({n}, {n}), "
                 f"got {edge_mask.dtype} {edge_mask.shape}."
             )
-    sampler = _mask_sampler(condition_masks, layout, parameters)
+    sampler = _mask_sampler(condition_masks, layout, parameters, model)
 
     x = layout.flatten(data)
     k_split, k_train = jr.split(key)

@@ -206,7 +206,10 @@ class IdEmbedding(eqx.Module):
         self.dim = dim
         self.axes_dim = axes_dim
         self.grid = None if grid is None else tuple(int(g) for g in grid)
-        self.table = 0.02 * jr.normal(key, (num_tokens, dim)) if strategy == "absolute" else None
+        # Unit-scale rows, like the values they are added to: at 0.02 (a common transformer
+        # init) the tokens start indistinguishable, and a small Flux1Joint failed to learn the
+        # Gaussian-linear conditionals in 1,500 steps (mean error 0.13 vs 0.01 at unit scale).
+        self.table = jr.normal(key, (num_tokens, dim)) if strategy == "absolute" else None
 
     @property
     def uses_rope(self) -> bool:
