@@ -92,17 +92,18 @@ def test_rope1d_output_is_invariant_to_shifting_every_position():
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_runs_in_both_models(strategy):
+    """Every ID strategy builds and runs in Flux1 (both streams) and Flux1Joint."""
     grid = (2, 3) if strategy.endswith("2d") else None
     axes_dim = (4, 4) if strategy in ("pos2d", "rope2d", "rope") else (4,)
     joint = gs.Flux1Joint(6, id_embedding_strategy=strategy, grid=grid, key=jr.key(0),
                           **{**SMALL_JOINT, "axes_dim": axes_dim})
-    out = eqx.filter_jit(randomised(joint, jr.key(1)))(jnp.asarray(0.2), jnp.ones(6), jnp.zeros(6, bool))
+    # Fresh weights (the output is zero until trained): this checks that every strategy's
+    # shapes go through both models; what the IDs compute is tested in test_ids.py.
+    out = eqx.filter_jit(joint)(jnp.asarray(0.2), jnp.ones(6), jnp.zeros(6, bool))
     assert out.shape == (6,) and np.isfinite(np.asarray(out)).all()
     flux = gs.Flux1(6, 6, id_embedding_strategy=(strategy, strategy), obs_grid=grid,
                     cond_grid=grid, key=jr.key(0), **{**SMALL, "axes_dim": axes_dim})
-    out = eqx.filter_jit(randomised(flux, jr.key(1)))(
-        jnp.asarray(0.2), jnp.ones(12), jnp.asarray(flux.fixed_condition_mask)
-    )
+    out = eqx.filter_jit(flux)(jnp.asarray(0.2), jnp.ones(12), jnp.asarray(flux.fixed_condition_mask))
     assert out.shape == (12,) and np.isfinite(np.asarray(out)).all()
 
 
