@@ -44,3 +44,18 @@ class AbstractModel(eqx.Module):
     def config(self) -> dict[str, Any]:
         """The constructor's keyword arguments (JSON-serialisable), to rebuild the skeleton
         when loading."""
+
+
+def check_positive_ints(**values) -> None:
+    """Raise a ValueError naming the first argument that is not a positive integer."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+
+def check_shapes(**given: tuple[Any, tuple[int, ...]]) -> None:
+    """``check_shapes(x=(x, (n,)), ...)``: raise a ValueError naming the first given array
+    (``None`` means not given) whose shape is not the expected one."""
+    for name, (value, shape) in given.items():
+        if value is not None and value.shape != shape:
+            raise ValueError(f"`{name}` must have shape {shape}, got {value.shape}.")

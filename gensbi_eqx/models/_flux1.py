@@ -12,7 +12,7 @@ import numpy as np
 
 from .._custom_types import Array, ArrayLike, ConditionMask, EdgeMask, Float, Key, Scalar, Tokens
 from ..data import NodeLayout
-from ._base import AbstractModel
+from ._base import AbstractModel, check_positive_ints, check_shapes
 from ._flux_blocks import (
     DoubleStreamBlock,
     FinalLayer,
@@ -93,10 +93,9 @@ class Flux1(AbstractModel):
         compute_dtype: DTypeLike = "float32",
         key: Key,
     ):
-        for name, value in [("dim_obs", dim_obs), ("dim_cond", dim_cond),
-                            ("in_channels", in_channels), ("context_in_dim", context_in_dim)]:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        check_positive_ints(
+            dim_obs=dim_obs, dim_cond=dim_cond, in_channels=in_channels, context_in_dim=context_in_dim
+        )
         if len(id_embedding_strategy) != 2:
             raise ValueError(
                 "`id_embedding_strategy` must be a pair (obs_kind, cond_kind), got "
@@ -232,9 +231,7 @@ class Flux1(AbstractModel):
         observation times for ``rope1d``), shaped like ``IdEmbedding.default_ids()``.
         """
         n = self.num_nodes
-        for name, value in [("x", x), ("condition_mask", condition_mask)]:
-            if value.shape != (n,):
-                raise ValueError(f"`{name}` must have shape ({n},), got {value.shape}.")
+        check_shapes(x=(x, (n,)), condition_mask=(condition_mask, (n,)))
         if edge_mask is not None:
             raise ValueError(
                 "Flux1 does not take an `edge_mask` (its attention is dense); use Flux1Joint or "
@@ -243,14 +240,10 @@ class Flux1(AbstractModel):
         hyper = dict(self.hyperparameters)
         dtype = hyper["compute_dtype"]
         obs_index, cond_index = self._indices()
-        ids = []
-        for name, given, embedding in [("obs_ids", obs_ids, self.obs_ids),
-                                       ("cond_ids", cond_ids, self.cond_ids)]:
-            default = embedding.default_ids()
-            if given is not None and given.shape != default.shape:
-                raise ValueError(f"`{name}` must have shape {default.shape}, got {given.shape}.")
-            ids.append(default if given is None else given)
-        obs_ids, cond_ids = ids
+        obs_default, cond_default = self.obs_ids.default_ids(), self.cond_ids.default_ids()
+        check_shapes(obs_ids=(obs_ids, obs_default.shape), cond_ids=(cond_ids, cond_default.shape))
+        obs_ids = obs_default if obs_ids is None else obs_ids
+        cond_ids = cond_default if cond_ids is None else cond_ids
         obs = jax.vmap(self.obs_in)(x[obs_index]) + self.obs_ids.additive(obs_ids)
         cond = jax.vmap(self.cond_in)(x[cond_index]) + self.cond_ids.additive(cond_ids)
         positions = jnp.concatenate(

@@ -11,7 +11,7 @@ import jax.random as jr
 
 from .._custom_types import Array, ArrayLike, ConditionMask, EdgeMask, Float, Key, Scalar, Tokens
 from ..data import NodeLayout
-from ._base import AbstractModel
+from ._base import AbstractModel, check_positive_ints, check_shapes
 from ._flux_blocks import FinalLayer, SingleStreamBlock, TimeEmbedding, check_flux_hyperparameters
 from ._ids import IdEmbedding, rope_angles
 from ._precision import compute_dtype_name
@@ -55,8 +55,7 @@ class Flux1Joint(AbstractModel):
         compute_dtype: DTypeLike = "float32",
         key: Key,
     ):
-        if not isinstance(num_nodes, int) or isinstance(num_nodes, bool) or num_nodes < 1:
-            raise ValueError(f"`num_nodes` must be a positive integer, got {num_nodes!r}.")
+        check_positive_ints(num_nodes=num_nodes)
         hyper = dict(
             mlp_ratio=float(mlp_ratio),
             num_heads=num_heads,
@@ -110,10 +109,10 @@ class Flux1Joint(AbstractModel):
         ``self.ids.default_ids()``."""
         n = self.num_nodes
         default = self.ids.default_ids()
-        for name, value, shape in [("x", x, (n,)), ("condition_mask", condition_mask, (n,)),
-                                   ("edge_mask", edge_mask, (n, n)), ("ids", ids, default.shape)]:
-            if value is not None and value.shape != shape:
-                raise ValueError(f"`{name}` must have shape {shape}, got {value.shape}.")
+        check_shapes(
+            x=(x, (n,)), condition_mask=(condition_mask, (n,)), edge_mask=(edge_mask, (n, n)),
+            ids=(ids, default.shape),
+        )
         if edge_mask is not None:
             edge_mask = ensure_diagonal(edge_mask)
         ids = default if ids is None else ids

@@ -11,7 +11,7 @@ import jax.random as jr
 
 from .._custom_types import Array, ArrayLike, ConditionMask, EdgeMask, Float, Key, NodeIds, Scalar, Tokens
 from ..data import NodeLayout
-from ._base import AbstractModel
+from ._base import AbstractModel, check_positive_ints, check_shapes
 from ._embeddings import GaussianFourierEmbedding
 from ._precision import compute_dtype_name
 from ._transformer import Transformer, ensure_diagonal
@@ -61,9 +61,7 @@ class Simformer(AbstractModel):
             widening=widening,
             dim_time=dim_time,
         )
-        for name, value in {"num_nodes": num_nodes, **hyper}.items():  # all ints so far
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        check_positive_ints(num_nodes=num_nodes, **hyper)
         if dim_time % 2:
             raise ValueError(f"`dim_time` must be even (sin and cos pairs), got {dim_time}.")
         hyper["compute_dtype"] = compute_dtype_name(compute_dtype)
@@ -102,10 +100,10 @@ class Simformer(AbstractModel):
         """See `AbstractModel`; ``node_ids (num_nodes,)`` selects each token's learned ID
         (default ``arange``; out-of-range ids are clamped by the lookup, not caught)."""
         n = self.num_nodes
-        for name, value, shape in [("x", x, (n,)), ("condition_mask", condition_mask, (n,)),
-                                   ("node_ids", node_ids, (n,)), ("edge_mask", edge_mask, (n, n))]:
-            if value is not None and value.shape != shape:
-                raise ValueError(f"`{name}` must have shape {shape}, got {value.shape}.")
+        check_shapes(
+            x=(x, (n,)), condition_mask=(condition_mask, (n,)), node_ids=(node_ids, (n,)),
+            edge_mask=(edge_mask, (n, n)),
+        )
         if node_ids is None:
             node_ids = jnp.arange(n)
         if edge_mask is not None:
