@@ -6,13 +6,13 @@ UTF-8 JSON header (classes, hyperparameters, layout, history, library version), 
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 
+from .._atomic import atomic_writer
 from .._version import __version__
 from ..data import NodeLayout, Standardiser
 from ..methods import METHODS
@@ -29,9 +29,6 @@ def save(path: str | os.PathLike, estimator: Estimator) -> None:
     a temporary file in the same directory, flushed to disk, then renamed over ``path``."""
     if not isinstance(estimator, Estimator):
         raise TypeError(f"`estimator` must be an Estimator, got {type(estimator).__name__}.")
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ValueError(f"`path`: the directory {str(path.parent)!r} does not exist.")
     header = {
         "format": FORMAT_VERSION,
         "library_version": __version__,
@@ -42,20 +39,11 @@ def save(path: str | os.PathLike, estimator: Estimator) -> None:
         "history": None if estimator.history is None else estimator.history.to_json(),
     }
     encoded = json.dumps(header).encode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC)
-            f.write(f"{len(encoded)}\n".encode())
-            f.write(encoded)
-            eqx.tree_serialise_leaves(f, _arrays(estimator))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(path) as f:
+        f.write(MAGIC)
+        f.write(f"{len(encoded)}\n".encode())
+        f.write(encoded)
+        eqx.tree_serialise_leaves(f, _arrays(estimator))
 
 
 def _arrays(estimator: Estimator):

@@ -1,13 +1,13 @@
 """Corner plots of posterior samples, optionally against a reference and the true parameters."""
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
 import numpy as np
 
 from .._custom_types import ArrayLike
+from ._save import _save_png_atomically
 
 
 Samples: TypeAlias = ArrayLike | Mapping[str, ArrayLike]
@@ -267,22 +267,3 @@ def pairplot(
     if path is not None:
         _save_png_atomically(fig, path)
     return fig
-
-
-def _save_png_atomically(fig, path: str | os.PathLike) -> None:
-    # Same directory, so os.replace is a rename on one filesystem and readers never see a
-    # half-written file.
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        # mkstemp creates the file private (0600); a plot should be as readable as any output.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
-        raise
