@@ -10,6 +10,7 @@ import numpy as np
 
 from .._custom_types import Array, Float, Key
 from ._distributions import Normal, check_num_samples
+from ._references import Reference, load_reference
 
 
 class GaussianLinear(eqx.Module):
@@ -82,3 +83,14 @@ class GaussianLinear(eqx.Module):
         residual = x_o - self.noise.loc
         mean = covariance @ (prior_precision @ self.prior.loc + noise_precision @ residual)
         return Normal(mean, covariance)
+
+    def reference(self, num_observation: int) -> Reference:
+        """sbibm's observation ``num_observation`` (1-10) with its reference posterior samples.
+
+        sbibm publishes references for ``dim = 10`` only.
+        """
+        if self.dim != 10:
+            raise ValueError(
+                f"sbibm's references exist for `dim` = 10 only, got `dim` = {self.dim}."
+            )
+        return load_reference(self.name, num_observation)

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._custom_types import Array, Float, Key
 from ._distributions import Uniform, check_num_samples
+from ._references import Reference, load_reference
 
 
 class TwoMoons(eqx.Module):
@@ -63,3 +64,7 @@ class TwoMoons(eqx.Module):
         key_theta, key_x = jr.split(key)
         theta = self.prior.sample(key_theta, n)
         return theta, self.simulator(key_x, theta)
+
+    def reference(self, num_observation: int) -> Reference:
+        """sbibm's observation ``num_observation`` (1-10) with its reference posterior samples."""
+        return load_reference(self.name, num_observation)

@@ -1,0 +1,79 @@
+"""The ``slcp`` benchmark task of sbibm (Lueckmann et al., 2021; Papamakarios et al., 2019)."""
+
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from .._custom_types import Array, Float, Key
+from ._distributions import Uniform, check_num_samples
+from ._references import Reference, load_reference
+
+
+class SLCP(eqx.Module):
+    """Simple likelihood, complex posterior: four 2-D Gaussian draws whose mean and covariance
+    are set by a 5-D parameter.
+
+    Prior: ``theta ~ U(-3, 3)^5``. Simulator, exactly as sbibm's ``slcp``: four iid draws from
+    ``N(m, S)`` with ``m = (theta_1, theta_2)``, ``s_1 = theta_3^2``, ``s_2 = theta_4^2``,
+    ``rho = tanh(theta_5)`` and
+    ``S = [[s_1^2 + 1e-6, rho s_1 s_2], [rho s_1 s_2, s_2^2 + 1e-6]]``.
+    ``x`` holds the draws one after the other, ``(u_1, v_1, u_2, v_2, ..., u_4, v_4)``, which is
+    how sbibm flattens its ``(n, 4, 2)`` output.
+    """
+
+    name: ClassVar[str] = "slcp"
+    dim_theta: ClassVar[int] = 5
+    dim_x: ClassVar[int] = 8
+    num_draws: ClassVar[int] = 4
+
+    prior: Uniform
+
+    def __init__(self):
+        bound = np.float32(3.0)
+        self.prior = Uniform(-bound * np.ones(5, np.float32), bound * np.ones(5, np.float32))
+
+    @eqx.filter_jit
+    def simulator(
+        self, key: Key, theta: Float[Array, "num_samples dim_theta"]
+    ) -> Float[Array, "num_samples dim_x"]:
+        """One simulation per row of ``theta`` (shape ``(n, 5)``); returns ``x``, ``(n, 8)``."""
+        if theta.ndim != 2 or theta.shape[1] != self.dim_theta:
+            raise ValueError(
+                f"`theta` must have shape (n, {self.dim_theta}), got shape {theta.shape}."
+            )
+        n = theta.shape[0]
+        loc = theta[:, :2]
+        # s_1 and s_2 are standard deviations, so the variances are theta_3^4 and theta_4^4.
+        s_1, s_2 = theta[:, 2] ** 2, theta[:, 3] ** 2
+        rho = jnp.tanh(theta[:, 4])
+        # sbibm's jitter: keeps S positive definite when theta_3 or theta_4 is zero.
+        jitter = 1e-6
+        off_diagonal = rho * s_1 * s_2
+        covariance = jnp.stack(
+            [
+                jnp.stack([s_1**2 + jitter, off_diagonal], axis=-1),
+                jnp.stack([off_diagonal, s_2**2 + jitter], axis=-1),
+            ],
+            axis=-2,
+        )
+        cholesky = jnp.linalg.cholesky(covariance)
+        noise = jr.normal(key, (n, self.num_draws, 2), theta.dtype)
+        draws = loc[:, None, :] + jnp.einsum("nij,ndj->ndi", cholesky, noise)
+        return draws.reshape(n, self.dim_x)
+
+    @eqx.filter_jit
+    def simulate(
+        self, key: Key, n: int
+    ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
+        """``n`` joint draws ``(theta, x)``: ``theta`` of shape ``(n, 5)``, ``x`` ``(n, 8)``."""
+        check_num_samples(n)
+        key_theta, key_x = jr.split(key)
+        theta = self.prior.sample(key_theta, n)
+        return theta, self.simulator(key_x, theta)
+
+    def reference(self, num_observation: int) -> Reference:
+        """sbibm's observation ``num_observation`` (1-10) with its reference posterior samples."""
+        return load_reference(self.name, num_observation)
