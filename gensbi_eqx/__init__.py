@@ -14,8 +14,10 @@ Quickstart::
 """
 
 from . import data as data
+from . import diagnostics as diagnostics
 from . import methods as methods
 from . import models as models
+from . import plotting as plotting
 from . import sampling as sampling
 from . import tasks as tasks
 from . import training as training
@@ -49,10 +51,12 @@ __all__ = [
     "VPSDE",
     "__version__",
     "data",
+    "diagnostics",
     "fit",
     "load",
     "methods",
     "models",
+    "plotting",
     "sampling",
     "save",
     "tasks",
