@@ -1,5 +1,10 @@
 """Networks over the tokens of one example."""
 
+from ._attention_masks import MASK_POLICIES as MASK_POLICIES
+from ._attention_masks import attention_mask as attention_mask
+from ._attention_masks import dense_mask as dense_mask
+from ._attention_masks import directed_mask as directed_mask
+from ._attention_masks import undirected_mask as undirected_mask
 from ._base import AbstractModel as AbstractModel
 from ._embeddings import GaussianFourierEmbedding as GaussianFourierEmbedding
 from ._flux1 import Flux1 as Flux1
@@ -26,6 +31,7 @@ __all__ = [
     "Flux1Joint",
     "GaussianFourierEmbedding",
     "IdEmbedding",
+    "MASK_POLICIES",
     "MODELS",
     "MaskedSelfAttention",
     "STRATEGIES",
@@ -34,7 +40,11 @@ __all__ = [
     "Transformer",
     "TransformerBlock",
     "apply_rope",
+    "attention_mask",
+    "dense_mask",
+    "directed_mask",
     "grid_ids",
     "rope_angles",
     "sequence_ids",
+    "undirected_mask",
 ]
