@@ -7,7 +7,10 @@ Methods here and in the tasks are ``eqx.filter_jit``-compiled: they are mostly c
 level, where eager JAX would compile every small op separately for each new shape.
 """
 
+import functools
+import inspect
 import math
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -50,6 +53,30 @@ def check_num_samples(n: int, name: str = "n") -> None:
         raise ValueError(f"`{name}` must be a positive int, got {n!r}.")
 
 
+def jit_checking_counts(*names: str) -> Callable[[Callable], Callable]:
+    """``eqx.filter_jit``, after checking that the named arguments are positive ints.
+
+    The check runs on every call, outside the compiled function: the compile cache cannot tell
+    ``True`` from ``1``, so a check inside it would be skipped once ``1`` has been compiled.
+    """
+
+    def decorate(fn: Callable) -> Callable:
+        signature = inspect.signature(fn)
+        jitted = eqx.filter_jit(fn)
+
+        @functools.wraps(fn)
+        def checked(*args, **kwargs):
+            arguments = signature.bind(*args, **kwargs).arguments
+            for name in names:
+                if name in arguments:
+                    check_num_samples(arguments[name], name)
+            return jitted(*args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
 def _check_last_axis(value: Array, dim: int) -> None:
     if value.ndim == 0 or value.shape[-1] != dim:
         raise ValueError(f"`value` must have shape (*batch, {dim}), got shape {value.shape}.")
@@ -89,10 +116,9 @@ class Uniform(eqx.Module):
     def mean(self) -> Float[Array, " dim"]:
         return 0.5 * (self.low + self.high)
 
-    @eqx.filter_jit
+    @jit_checking_counts("n")
     def sample(self, key: Key, n: int) -> Float[Array, "num_samples dim"]:
         """``n`` independent draws, shape ``(n, dim)``."""
-        check_num_samples(n)
         return jr.uniform(key, (n, self.dim), self.low.dtype, self.low, self.high)
 
     @eqx.filter_jit
@@ -146,10 +172,9 @@ class Normal(eqx.Module):
     def mean(self) -> Float[Array, " dim"]:
         return self.loc
 
-    @eqx.filter_jit
+    @jit_checking_counts("n")
     def sample(self, key: Key, n: int) -> Float[Array, "num_samples dim"]:
         """``n`` independent draws, shape ``(n, dim)``."""
-        check_num_samples(n)
         eps = jr.normal(key, (n, self.dim), self.loc.dtype)
         return self.loc + eps @ self.cholesky.T
 

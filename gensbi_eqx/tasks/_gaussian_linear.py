@@ -9,7 +9,7 @@ import jax.scipy.linalg as jsl
 import numpy as np
 
 from .._custom_types import Array, Float, Key
-from ._distributions import Normal, check_num_samples
+from ._distributions import Normal, jit_checking_counts
 from ._references import Reference, load_reference
 
 
@@ -55,12 +55,11 @@ class GaussianLinear(eqx.Module):
             raise ValueError(f"`theta` must have shape (n, {self.dim}), got shape {theta.shape}.")
         return theta + self.noise.sample(key, theta.shape[0]).astype(theta.dtype)
 
-    @eqx.filter_jit
+    @jit_checking_counts("n")
     def simulate(
         self, key: Key, n: int
     ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
         """``n`` joint draws ``(theta, x)``, each of shape ``(n, dim)``."""
-        check_num_samples(n)
         key_theta, key_x = jr.split(key)
         theta = self.prior.sample(key_theta, n)
         return theta, self.simulator(key_x, theta)

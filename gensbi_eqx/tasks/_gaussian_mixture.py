@@ -8,7 +8,7 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, Float, Key
-from ._distributions import Uniform, check_num_samples
+from ._distributions import Uniform, jit_checking_counts
 from ._references import Reference, load_reference
 
 
@@ -47,12 +47,11 @@ class GaussianMixture(eqx.Module):
         scale = jnp.where(broad, 1.0, 0.1).astype(theta.dtype)
         return theta + scale * jr.normal(key_noise, theta.shape, theta.dtype)
 
-    @eqx.filter_jit
+    @jit_checking_counts("n")
     def simulate(
         self, key: Key, n: int
     ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
         """``n`` joint draws ``(theta, x)``: prior then simulator, each of shape ``(n, 2)``."""
-        check_num_samples(n)
         key_theta, key_x = jr.split(key)
         theta = self.prior.sample(key_theta, n)
         return theta, self.simulator(key_x, theta)

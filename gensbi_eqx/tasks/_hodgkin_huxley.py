@@ -10,7 +10,7 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, Float, Key
-from ._distributions import Uniform, check_num_samples
+from ._distributions import Uniform, jit_checking_counts
 from ._lotka_volterra import _check_noise_std, _check_theta
 
 
@@ -202,12 +202,11 @@ class HodgkinHuxley(eqx.Module):
         """One simulation per row of ``theta`` (``(n, 7)``); returns the features, ``(n, 8)``."""
         return jax.vmap(self._features)(self.traces(key, theta))
 
-    @eqx.filter_jit
+    @jit_checking_counts("n")
     def simulate(
         self, key: Key, n: int
     ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
         """``n`` joint draws: ``theta`` ``(n, 7)`` from the prior and ``x`` ``(n, 8)``."""
-        check_num_samples(n)
         key_theta, key_x = jr.split(key)
         theta = self.prior.sample(key_theta, n)
         return theta, self.simulator(key_x, theta)

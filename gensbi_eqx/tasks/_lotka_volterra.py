@@ -16,7 +16,7 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, ArrayLike, Float, Key
-from ._distributions import _as_float_array, _check_last_axis, _concrete, check_num_samples
+from ._distributions import _as_float_array, _check_last_axis, _concrete, jit_checking_counts
 
 
 def _check_theta(theta: Array, dim_theta: int) -> None:
@@ -69,8 +69,6 @@ def _broadcast_times(
 def _sample_times(
     key: Key, n: int, num_times: int, num_channels: int, t_end: float
 ) -> Float[Array, "num_samples num_times num_channels"]:
-    check_num_samples(n)
-    check_num_samples(num_times, "num_times")
     times = jr.uniform(key, (n, num_times, num_channels), jnp.float32, 0.0, t_end)
     return jnp.sort(times, axis=1)
 
@@ -131,10 +129,9 @@ class LogitNormal(eqx.Module):
     def dim(self) -> int:
         return self.low.shape[0]
 
-    @eqx.filter_jit
+    @jit_checking_counts("n")
     def sample(self, key: Key, n: int) -> Float[Array, "num_samples dim"]:
         """``n`` independent draws, shape ``(n, dim)``, strictly inside ``(low, high)``."""
-        check_num_samples(n)
         z = self.loc + self.scale * jr.normal(key, (n, self.dim), self.low.dtype)
         return self.low + (self.high - self.low) * jax.nn.sigmoid(z)
 
@@ -214,7 +211,7 @@ class LotkaVolterra(eqx.Module):
         """The shape of one simulation at the default times: ``(T, 2)``."""
         return (self.num_times, self.num_channels)
 
-    @eqx.filter_jit
+    @jit_checking_counts("n", "num_times")
     def sample_times(
         self, key: Key, n: int, num_times: int = 20
     ) -> Float[Array, "num_samples num_times num_channels"]:
@@ -260,14 +257,13 @@ class LotkaVolterra(eqx.Module):
         clean = jax.vmap(one)(theta, times)
         return clean + self.noise_std * jr.normal(key, clean.shape, clean.dtype)
 
-    @eqx.filter_jit
+    @jit_checking_counts("n")
     def simulate(
         self, key: Key, n: int, times: Float[Array, "..."] | None = None
     ) -> tuple[
         Float[Array, "num_samples dim_theta"], Float[Array, "num_samples num_times num_channels"]
     ]:
         """``n`` joint draws: ``theta`` ``(n, 4)`` from the prior and ``x`` ``(n, T, 2)``."""
-        check_num_samples(n)
         key_theta, key_x = jr.split(key)
         theta = self.prior.sample(key_theta, n)
         return theta, self.simulator(key_x, theta, times)

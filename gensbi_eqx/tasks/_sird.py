@@ -12,7 +12,7 @@ import jax.scipy.linalg as jsl
 import numpy as np
 
 from .._custom_types import Array, ArrayLike, Float, Key
-from ._distributions import Uniform, _check_last_axis, check_num_samples
+from ._distributions import Uniform, _check_last_axis, jit_checking_counts
 from ._lotka_volterra import (
     _broadcast_times,
     _check_noise_std,
@@ -67,10 +67,9 @@ class SIRDPrior(eqx.Module):
     def dim(self) -> int:
         return 2 + self.num_times
 
-    @eqx.filter_jit
+    @jit_checking_counts("n")
     def sample(self, key: Key, n: int) -> Float[Array, "num_samples dim"]:
         """``n`` independent draws, shape ``(n, 2 + K)``."""
-        check_num_samples(n)
         key_rates, key_f = jr.split(key)
         rates = self.rates.sample(key_rates, n)
         f = jr.normal(key_f, (n, self.num_times), self.cholesky.dtype) @ self.cholesky.T
@@ -169,7 +168,7 @@ class SIRD(eqx.Module):
         """The shape of one simulation at the default times: ``(K, 3)``."""
         return (self.num_times, self.num_channels)
 
-    @eqx.filter_jit
+    @jit_checking_counts("n", "num_times")
     def sample_times(
         self, key: Key, n: int, num_times: int = 20
     ) -> Float[Array, "num_samples num_times num_channels"]:
@@ -252,14 +251,13 @@ class SIRD(eqx.Module):
         log_clean = jnp.log(jnp.maximum(clean, 0.0) + 1e-8)
         return jnp.exp(log_clean + self.noise_std * jr.normal(key_noise, clean.shape, clean.dtype))
 
-    @eqx.filter_jit
+    @jit_checking_counts("n")
     def simulate(
         self, key: Key, n: int, times: Float[Array, "..."] | None = None
     ) -> tuple[
         Float[Array, "num_samples dim_theta"], Float[Array, "num_samples num_times num_channels"]
     ]:
         """``n`` joint draws: ``theta`` ``(n, 2 + K)`` from the prior and ``x`` ``(n, T, 3)``."""
-        check_num_samples(n)
         key_theta, key_x = jr.split(key)
         theta = self.prior.sample(key_theta, n)
         return theta, self.simulator(key_x, theta, times)

@@ -8,7 +8,7 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, Float, Key
-from ._distributions import Uniform, check_num_samples
+from ._distributions import Uniform, jit_checking_counts
 from ._references import Reference, load_reference
 
 
@@ -64,12 +64,11 @@ class SLCP(eqx.Module):
         draws = loc[:, None, :] + jnp.einsum("nij,ndj->ndi", cholesky, noise)
         return draws.reshape(n, self.dim_x)
 
-    @eqx.filter_jit
+    @jit_checking_counts("n")
     def simulate(
         self, key: Key, n: int
     ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
         """``n`` joint draws ``(theta, x)``: ``theta`` of shape ``(n, 5)``, ``x`` ``(n, 8)``."""
-        check_num_samples(n)
         key_theta, key_x = jr.split(key)
         theta = self.prior.sample(key_theta, n)
         return theta, self.simulator(key_x, theta)
