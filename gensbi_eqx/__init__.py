@@ -26,6 +26,7 @@ from .api import Estimator as Estimator
 from .api import fit as fit
 from .api import load as load
 from .api import save as save
+from .data import Dependencies as Dependencies
 from .methods import EDM as EDM
 from .methods import FlowMatching as FlowMatching
 from .methods import VESDE as VESDE
@@ -39,6 +40,7 @@ from .training import StructuredMasks as StructuredMasks
 
 __all__ = [
     "BernoulliMasks",
+    "Dependencies",
     "EDM",
     "Estimator",
     "FlowMatching",

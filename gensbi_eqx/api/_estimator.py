@@ -11,7 +11,7 @@ import numpy as np
 from .._custom_types import Array, ArrayLike, EdgeMask, Key
 from ..data import NodeLayout, Standardiser, condition_vector
 from ..methods import AbstractMethod
-from ..models import AbstractModel
+from ..models import AbstractModel, DependencyMask
 from ..sampling import ModelDenoiser, sample_conditionals
 from ..training import History
 
@@ -26,14 +26,16 @@ class Estimator(eqx.Module):
     """A model trained on named nodes, answering any conditional.
 
     ``model`` holds the EMA weights chosen by validation; ``standardiser`` maps user units to
-    the model's; ``history`` records the training run.
+    the model's; ``edge_mask`` is what the model attends through (a fixed mask, a
+    `DependencyMask` from declared dependencies, or ``None``: dense); ``history`` records the
+    training run.
     """
 
     model: AbstractModel
     method: AbstractMethod
     layout: NodeLayout
     standardiser: Standardiser
-    edge_mask: EdgeMask | None = None
+    edge_mask: EdgeMask | DependencyMask | None = None
     history: History | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):

@@ -5,10 +5,10 @@ from collections.abc import Callable, Mapping
 import jax.numpy as jnp
 import jax.random as jr
 
-from .._custom_types import ArrayLike, Key
-from ..data import NodeLayout, Standardiser
+from .._custom_types import ArrayLike, EdgeMask, Key
+from ..data import Dependencies, NodeLayout, Standardiser
 from ..methods import AbstractMethod
-from ..models import AbstractModel
+from ..models import MASK_POLICIES, AbstractModel, DependencyMask
 from ..training import PosteriorMasks, StructuredMasks, train
 from ._estimator import Estimator, _positive_int
 
@@ -55,6 +55,44 @@ def _mask_sampler(condition_masks, layout: NodeLayout, parameters, model: Abstra
     return MASK_SAMPLERS[condition_masks](tuple(layout.node_mask(parameters).tolist()))
 
 
+def _attention(
+    edge_mask, dependencies, mask_policy, layout: NodeLayout, model: AbstractModel
+) -> EdgeMask | DependencyMask | None:
+    """What the model attends through: a fixed mask, declared dependencies under a policy, or
+    nothing (dense)."""
+    if edge_mask is not None and dependencies is not None:
+        raise ValueError(
+            "Give `edge_mask` (a fixed mask) or `dependencies` (masks derived per condition), "
+            "not both."
+        )
+    if mask_policy is not None and mask_policy not in MASK_POLICIES:
+        raise ValueError(f"`mask_policy` must be one of {MASK_POLICIES}, got {mask_policy!r}.")
+    if dependencies is None and mask_policy not in (None, "dense"):
+        raise ValueError(
+            f"`mask_policy={mask_policy!r}` needs `dependencies`, e.g. "
+            "gs.Dependencies({'x': ['theta']})."
+        )
+    if edge_mask is None and dependencies is None:
+        return None
+    if model.fixed_condition_mask is not None:
+        given = "`edge_mask`" if edge_mask is not None else "`dependencies`"
+        raise ValueError(
+            f"{given}: {type(model).__name__} attends densely and takes no attention mask; "
+            "use a joint model (Simformer, Flux1Joint) for attention masks."
+        )
+    if dependencies is not None:
+        policy = "undirected" if mask_policy is None else mask_policy
+        return DependencyMask.from_dependencies(dependencies, layout, policy)
+    edge_mask = jnp.asarray(edge_mask)
+    n = layout.num_nodes
+    if edge_mask.shape != (n, n) or edge_mask.dtype != jnp.bool_:
+        raise ValueError(
+            f"`edge_mask` must be a bool array of shape ({n}, {n}), "
+            f"got {edge_mask.dtype} {edge_mask.shape}."
+        )
+    return edge_mask
+
+
 def fit(
     key: Key,
     model: AbstractModel,
@@ -64,6 +102,8 @@ def fit(
     condition_masks: str | Callable | None = None,
     parameters: str | tuple[str, ...] | None = None,
     edge_mask: ArrayLike | None = None,
+    dependencies: Dependencies | None = None,
+    mask_policy: str | None = None,
     max_steps: int = 10_000,
     batch_size: int = 256,
     learning_rate: float = 1e-3,
@@ -91,7 +131,12 @@ def fit(
       leave this unset.
     - `parameters`: node names that are parameters, for the mask samplers (default ``"theta"``
       if present, else the first node).
-    - `edge_mask`: optional ``(num_nodes, num_nodes)`` bool, ``[i, j]``: token i attends to j.
+    - `edge_mask`: optional fixed ``(num_nodes, num_nodes)`` bool, ``[i, j]``: token i attends
+      to j, for every condition.
+    - `dependencies`: optional ``gs.Dependencies`` (what depends on what in the simulator), from
+      which attention masks are derived under `mask_policy`: ``"undirected"`` (default with
+      dependencies; the moral graph), ``"directed"`` (the Simformer's minimal faithful mask,
+      recomputed for every example's condition mask) or ``"dense"`` (no mask).
     - `max_steps`, `batch_size`, `learning_rate` (Adam; constant, then linear decay from half-way),
       `gradient_clip` (global norm), `ema_decay` (the returned weights are the EMA ones).
     - `validation_fraction`: share of rows held out; the EMA weights are scored on all of them
@@ -123,19 +168,7 @@ def fit(
     validation_every = _positive_int(validation_every, "validation_every")
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"`validation_fraction` must lie in [0, 1), got {validation_fraction}.")
-    if edge_mask is not None:
-        if model.fixed_condition_mask is not None:
-            raise ValueError(
-                f"`edge_mask`: {type(model).__name__} attends densely and takes no edge mask; "
-                "use a joint model (Simformer, Flux1Joint) for attention masks."
-            )
-        edge_mask = jnp.asarray(edge_mask)
-        n = layout.num_nodes
-        if edge_mask.shape != (n, n) or edge_mask.dtype != jnp.bool_:
-            raise ValueError(
-                f"`edge_mask` must be a bool array of shape ({n}, {n}), "
-                f"got {edge_mask.dtype} {edge_mask.shape}."
-            )
+    edge_mask = _attention(edge_mask, dependencies, mask_policy, layout, model)
     sampler = _mask_sampler(condition_masks, layout, parameters, model)
 
     x = layout.flatten(data)

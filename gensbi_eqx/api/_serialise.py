@@ -14,9 +14,9 @@ import jax.random as jr
 
 from .._atomic import atomic_writer
 from .._version import __version__
-from ..data import NodeLayout, Standardiser
+from ..data import Dependencies, NodeLayout, Standardiser
 from ..methods import METHODS
-from ..models import MODELS
+from ..models import MODELS, DependencyMask
 from ..training import History
 from ._estimator import Estimator
 
@@ -36,6 +36,7 @@ def save(path: str | os.PathLike, estimator: Estimator) -> None:
         "method": {"class": type(estimator.method).__name__, "config": estimator.method.config},
         "layout": estimator.layout.config(),
         "has_edge_mask": estimator.edge_mask is not None,
+        "attention": _attention_config(estimator.edge_mask),
         "history": None if estimator.history is None else estimator.history.to_json(),
     }
     encoded = json.dumps(header).encode()
@@ -44,6 +45,34 @@ def save(path: str | os.PathLike, estimator: Estimator) -> None:
         f.write(f"{len(encoded)}\n".encode())
         f.write(encoded)
         eqx.tree_serialise_leaves(f, _arrays(estimator))
+
+
+def _attention_config(edge_mask) -> dict | None:
+    """How the edge mask is rebuilt on loading: a fixed mask's values travel with the arrays;
+    declared dependencies travel as their declaration and policy."""
+    if edge_mask is None:
+        return None
+    if isinstance(edge_mask, DependencyMask):
+        dependencies = edge_mask.dependencies
+        return {
+            "kind": "dependencies",
+            "policy": edge_mask.policy,
+            "dependencies": None if dependencies is None else dependencies.config(),
+        }
+    return {"kind": "fixed"}
+
+
+def _edge_mask_like(header: dict, n: int):
+    """A skeleton of the saved edge mask for ``tree_deserialise_leaves``. Files written before
+    dependency masks existed carry only ``has_edge_mask``."""
+    attention = header.get("attention")
+    if attention is None:
+        return jnp.zeros((n, n), dtype=bool) if header["has_edge_mask"] else None
+    if attention["kind"] == "fixed":
+        return jnp.zeros((n, n), dtype=bool)
+    config = attention["dependencies"]
+    dependencies = None if config is None else Dependencies.from_config(config)
+    return DependencyMask(jnp.zeros((n, n), dtype=bool), attention["policy"], dependencies)
 
 
 def _arrays(estimator: Estimator):
@@ -84,8 +113,7 @@ def load(path: str | os.PathLike) -> Estimator:
         layout = NodeLayout.from_config(header["layout"])
         model = model_cls(**header["model"]["config"], key=jr.key(0))
         n = layout.num_nodes
-        edge_mask = jnp.zeros((n, n), dtype=bool) if header["has_edge_mask"] else None
-        like = (model, Standardiser.identity(n), edge_mask)
+        like = (model, Standardiser.identity(n), _edge_mask_like(header, n))
         try:
             model, standardiser, edge_mask = eqx.tree_deserialise_leaves(f, like)
         except Exception as error:

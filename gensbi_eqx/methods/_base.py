@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import jax.random as jr
 
 from .._custom_types import Array, ConditionMask, Float, Key, Scalar, ScalarLike, Tokens
+from ..models import edge_mask_for
 
 
 class AbstractMethod(eqx.Module):
@@ -113,7 +114,10 @@ def network_output(
 ) -> Tokens:
     """The model's raw output at ``(t, y)``: latent tokens are rescaled to unit variance first;
     observed tokens are clean data and enter as they are. The model receives the noise level
-    as the method encodes it, ``method.noise_input(t)``."""
+    as the method encodes it, ``method.noise_input(t)``. ``edge_mask`` is a fixed
+    ``(num_nodes, num_nodes)`` mask, a `DependencyMask` (evaluated at ``condition_mask``), or
+    ``None``."""
     t = jnp.asarray(t, dtype=float)
     y_in = jnp.where(condition_mask, y, method.input_scale(t) * y)
+    edge_mask = edge_mask_for(edge_mask, condition_mask)
     return model(method.noise_input(t), y_in, condition_mask, edge_mask=edge_mask)

@@ -1,9 +1,11 @@
 """Networks over the tokens of one example."""
 
 from ._attention_masks import MASK_POLICIES as MASK_POLICIES
+from ._attention_masks import DependencyMask as DependencyMask
 from ._attention_masks import attention_mask as attention_mask
 from ._attention_masks import dense_mask as dense_mask
 from ._attention_masks import directed_mask as directed_mask
+from ._attention_masks import edge_mask_for as edge_mask_for
 from ._attention_masks import undirected_mask as undirected_mask
 from ._base import AbstractModel as AbstractModel
 from ._embeddings import GaussianFourierEmbedding as GaussianFourierEmbedding
@@ -26,6 +28,7 @@ MODELS = {cls.__name__: cls for cls in (Simformer, Flux1, Flux1Joint)}
 
 __all__ = [
     "AbstractModel",
+    "DependencyMask",
     "DoubleStreamBlock",
     "Flux1",
     "Flux1Joint",
@@ -43,6 +46,7 @@ __all__ = [
     "attention_mask",
     "dense_mask",
     "directed_mask",
+    "edge_mask_for",
     "grid_ids",
     "rope_angles",
     "sequence_ids",

@@ -25,10 +25,13 @@ Policies (``MASK_POLICIES``):
   observed the mask is ``base`` itself (the generative factorisation of the joint).
 """
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from .._custom_types import ArrayLike, Bool, EdgeMask
+from .._custom_types import Array, ArrayLike, Bool, ConditionMask, EdgeMask
+from ..data import Dependencies, NodeLayout
 
 MASK_POLICIES = ("dense", "undirected", "directed")
 
@@ -140,10 +143,58 @@ def attention_mask(policy: str, base: BaseMask, condition_mask: ConditionLike) -
     raise ValueError(f"`policy` must be one of {MASK_POLICIES}, got {policy!r}.")
 
 
+class DependencyMask(eqx.Module):
+    """Declared dependencies under a policy: called with ONE example's condition mask, it gives
+    that example's attention mask (``None`` for ``"dense"``: the model then attends densely).
+
+    Models take it in place of a fixed ``edge_mask`` wherever a method reads them
+    (``gensbi_eqx.methods.network_output``), so training and sampling recompute the directed mask
+    for every example's condition mask inside ``jit``.
+    """
+
+    base: Bool[Array, "num_nodes num_nodes"]
+    policy: str = eqx.field(static=True)
+    dependencies: Dependencies | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        if self.policy not in MASK_POLICIES:
+            raise ValueError(f"`mask_policy` must be one of {MASK_POLICIES}, got {self.policy!r}.")
+
+    @classmethod
+    def from_dependencies(
+        cls, dependencies: Dependencies, layout: NodeLayout, policy: str
+    ) -> "DependencyMask":
+        """The base mask of ``dependencies`` over ``layout``'s scalars, under ``policy``."""
+        if not isinstance(dependencies, Dependencies):
+            raise TypeError(
+                "`dependencies` must be a gs.Dependencies, e.g. gs.Dependencies({'x': ['theta']}), "
+                f"got {type(dependencies).__name__}."
+            )
+        base = jnp.asarray(np.asarray(dependencies.adjacency(layout)))
+        return cls(base, policy, dependencies)
+
+    def __call__(self, condition_mask: ConditionMask) -> EdgeMask | None:
+        if self.policy == "dense":
+            return None
+        return attention_mask(self.policy, self.base, condition_mask)
+
+
+def edge_mask_for(
+    edge_mask: EdgeMask | DependencyMask | None, condition_mask: ConditionMask
+) -> EdgeMask | None:
+    """The attention mask a model gets for one example: a fixed mask as it is, a
+    `DependencyMask` evaluated at ``condition_mask``."""
+    if isinstance(edge_mask, DependencyMask):
+        return edge_mask(condition_mask)
+    return edge_mask
+
+
 __all__ = [
+    "DependencyMask",
     "MASK_POLICIES",
     "attention_mask",
     "dense_mask",
     "directed_mask",
+    "edge_mask_for",
     "undirected_mask",
 ]

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._custom_types import ConditionMask, EdgeMask, Scalar, ScalarLike, Tokens
 from ..methods import AbstractMethod, network_output
-from ..models import AbstractModel
+from ..models import AbstractModel, DependencyMask
 
 
 class AbstractDenoiser(eqx.Module):
@@ -41,7 +41,7 @@ class ModelDenoiser(AbstractDenoiser):
 
     model: AbstractModel
     method: AbstractMethod
-    edge_mask: EdgeMask | None = None
+    edge_mask: EdgeMask | DependencyMask | None = None
 
     def __call__(self, t: Scalar, y: Tokens, condition_mask: ConditionMask) -> tuple[Tokens, Tokens]:
         output = network_output(self.model, self.method, t, y, condition_mask, self.edge_mask)

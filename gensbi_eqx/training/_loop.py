@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key
 from ..methods import AbstractMethod
-from ..models import AbstractModel
+from ..models import AbstractModel, DependencyMask
 from ._history import History
 from ._loss import batch_loss
 from ._masks import never_all_observed
@@ -52,7 +52,7 @@ def make_train_step(
     optimizer: optax.GradientTransformation,
     batch_size: int,
     num_nodes: int,
-    edge_mask: EdgeMask | None = None,
+    edge_mask: EdgeMask | DependencyMask | None = None,
     ema_decay: float = 0.999,
 ) -> Callable:
     """The ONE jitted train step: ``(x_train, model, ema, opt_state, key, i) -> (model, ema,
@@ -96,7 +96,7 @@ def train(
     x_val: Float[Array, "n_val num_nodes"] | None,
     mask_sampler: MaskSampler,
     *,
-    edge_mask: EdgeMask | None = None,
+    edge_mask: EdgeMask | DependencyMask | None = None,
     max_steps: int = 10_000,
     batch_size: int = 256,
     learning_rate: float = 1e-3,

@@ -6,7 +6,7 @@ import jax.random as jr
 
 from .._custom_types import Array, Bool, ConditionMask, EdgeMask, Float, Key, Scalar, Tokens
 from ..methods import AbstractMethod, network_output
-from ..models import AbstractModel
+from ..models import AbstractModel, DependencyMask
 
 
 def example_loss(
@@ -15,7 +15,7 @@ def example_loss(
     x0: Tokens,
     condition_mask: ConditionMask,
     key: Key,
-    edge_mask: EdgeMask | None = None,
+    edge_mask: EdgeMask | DependencyMask | None = None,
 ) -> Scalar:
     """Squared error of the network against the method's target on the latent tokens of one
     example; observed tokens are never noised and contribute zero."""
@@ -35,7 +35,7 @@ def batch_loss(
     x0: Float[Array, "batch num_nodes"],
     condition_masks: Bool[Array, "batch num_nodes"],
     key: Key,
-    edge_mask: EdgeMask | None = None,
+    edge_mask: EdgeMask | DependencyMask | None = None,
 ) -> Scalar:
     """Mean of ``example_loss`` over a batch."""
     keys = jr.split(key, x0.shape[0])
