@@ -3,6 +3,7 @@
 from ._denoiser import AbstractDenoiser as AbstractDenoiser
 from ._denoiser import ModelDenoiser as ModelDenoiser
 from ._edm import sample_edm as sample_edm
+from ._log_prob import log_prob as log_prob
 from ._sample import sample_conditionals as sample_conditionals
 from ._solve import sample_ode as sample_ode
 from ._solve import sample_sde as sample_sde
@@ -10,6 +11,7 @@ from ._solve import sample_sde as sample_sde
 __all__ = [
     "AbstractDenoiser",
     "ModelDenoiser",
+    "log_prob",
     "sample_conditionals",
     "sample_edm",
     "sample_ode",
