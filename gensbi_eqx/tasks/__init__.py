@@ -4,19 +4,24 @@ from ._distributions import Normal as Normal
 from ._distributions import Uniform as Uniform
 from ._gaussian_linear import GaussianLinear as GaussianLinear
 from ._gaussian_mixture import GaussianMixture as GaussianMixture
+from ._hmm import HMM as HMM
 from ._hodgkin_huxley import HodgkinHuxley as HodgkinHuxley
 from ._lotka_volterra import LogitNormal as LogitNormal
 from ._lotka_volterra import LotkaVolterra as LotkaVolterra
+from ._mcmc import conditional_reference as conditional_reference
+from ._mcmc import random_conditionals as random_conditionals
 from ._references import Reference as Reference
 from ._references import load_reference as load_reference
 from ._sird import SIRD as SIRD
 from ._sird import SIRDPrior as SIRDPrior
 from ._slcp import SLCP as SLCP
+from ._tree import Tree as Tree
 from ._two_moons import TwoMoons as TwoMoons
 
 __all__ = [
     "GaussianLinear",
     "GaussianMixture",
+    "HMM",
     "HodgkinHuxley",
     "LogitNormal",
     "LotkaVolterra",
@@ -25,7 +30,10 @@ __all__ = [
     "SIRD",
     "SIRDPrior",
     "SLCP",
+    "Tree",
     "TwoMoons",
     "Uniform",
+    "conditional_reference",
     "load_reference",
+    "random_conditionals",
 ]

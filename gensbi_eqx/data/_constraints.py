@@ -1,0 +1,61 @@
+"""Interval constraints on named nodes, as flat lower and upper bounds."""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .._custom_types import ArrayLike
+from ._layout import NodeLayout
+
+
+def _bound(value, shape: tuple[int, ...], default: float, where: str) -> np.ndarray:
+    if value is None:
+        return np.full(shape, default, dtype=np.float32)
+    try:
+        array = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"`{where}` must be a number or an array of numbers.") from error
+    try:
+        array = np.broadcast_to(array, shape)
+    except ValueError as error:
+        raise ValueError(
+            f"`{where}` must broadcast to the node's shape {shape}, got {array.shape}."
+        ) from error
+    if np.isnan(array).any():
+        raise ValueError(f"`{where}` contains NaN; use -inf / inf (or None) for no bound.")
+    return array
+
+
+def interval_bounds(
+    layout: NodeLayout, constraints: Mapping[str, tuple[ArrayLike | None, ArrayLike | None]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``{name: (lower, upper)}`` -> flat ``lower, upper``, each ``(num_nodes,)`` float32.
+
+    Each bound is a number or an array broadcasting to the node's shape; ``None``, ``-inf`` and
+    ``inf`` mean no bound on that side. Nodes (and entries) not constrained get ``(-inf, inf)``.
+    """
+    if not isinstance(constraints, Mapping):
+        raise TypeError(
+            "`constraints` must be a dict like {'theta': (lower, upper)}, got "
+            f"{type(constraints).__name__}."
+        )
+    layout.check_names(constraints, "constraints")
+    lower = np.full(layout.num_nodes, -np.inf, dtype=np.float32)
+    upper = np.full(layout.num_nodes, np.inf, dtype=np.float32)
+    for name, bounds in constraints.items():
+        if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
+            raise ValueError(
+                f"`constraints[{name!r}]` must be a pair (lower, upper), got {bounds!r}."
+            )
+        shape = layout.shapes[layout.names.index(name)]
+        lo = _bound(bounds[0], shape, -np.inf, f"constraints[{name!r}][0]").reshape(-1)
+        hi = _bound(bounds[1], shape, np.inf, f"constraints[{name!r}][1]").reshape(-1)
+        if (lo >= hi).any():
+            bad = int(np.argmax(lo >= hi))
+            raise ValueError(
+                f"`constraints[{name!r}]`: lower must be below upper, got {lo[bad]} >= "
+                f"{hi[bad]} at element {bad}."
+            )
+        lower[layout.slices[name]] = lo
+        upper[layout.slices[name]] = hi
+    return lower, upper

@@ -1,0 +1,98 @@
+"""The ``HMM`` task of the Simformer paper (Gloeckler et al., "All-in-one simulation-based
+inference", ICML 2024): a nonlinear hidden Markov model with continuous hidden states.
+
+Followed: ``nonlinear_marcov_chain`` and the base mask of
+``NonlinearMarcovChainAllConditionalTask`` in ``src/scoresbibm/scoresbibm/tasks/
+all_conditional_tasks.py`` of mackelab/simformer (commit d33e6a1e; the paper calls it HMM, the
+code ``marcov_chain_all_cond``), where probjax's ``Normal(loc, scale)`` takes a standard
+deviation.
+
+The hidden states are the parameters ``theta`` themselves and are continuous (a Gaussian random
+walk), so there is nothing discrete to marginalise: ``log_joint`` is the plain product of the
+Gaussian transition and emission densities, and NUTS runs on all latent entries directly.
+"""
+
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+import jax.scipy.stats as jss
+import numpy as np
+
+from .._custom_types import Array, Float, Key
+from ..data import Dependencies
+from ._distributions import Normal, jit_checking_counts
+from ._tree import _check_pair
+
+_NUM_STEPS = 10
+_SCALE = 0.5  # standard deviation of the initial state, every transition and every emission
+
+
+class HMM(eqx.Module):
+    """HMM: a 10-step Gaussian random walk ``theta``, each state seen through ``x_i = theta_i^2``
+    plus noise.
+
+    Prior (ancestral): ``theta_0 ~ N(0, 0.5^2)``, ``theta_i ~ N(theta_{i-1}, 0.5^2)`` for
+    ``i = 1..9``; jointly ``theta ~ N(0, 0.25 L L^T)`` with ``L`` the lower-triangular matrix of
+    ones (``Cov[theta_i, theta_j] = 0.25 (min(i, j) + 1)``), which is what ``prior`` holds.
+    Simulator: independent ``x_i ~ N(theta_i^2, 0.5^2)``.
+
+    Graph (``dependencies``): ``theta_{i-1} -> theta_i`` and ``theta_i -> x_i``. The joint density
+    is invariant under ``theta -> -theta``, so conditionals that observe no ``theta`` are
+    symmetric and usually bimodal.
+    """
+
+    name: ClassVar[str] = "hmm"
+    dim_theta: ClassVar[int] = _NUM_STEPS
+    dim_x: ClassVar[int] = _NUM_STEPS
+
+    prior: Normal
+
+    def __init__(self):
+        factor = _SCALE * np.tril(np.ones((_NUM_STEPS, _NUM_STEPS)))
+        covariance = (factor @ factor.T).astype(np.float32)
+        self.prior = Normal(np.zeros(_NUM_STEPS, np.float32), covariance)
+
+    @property
+    def dependencies(self) -> Dependencies:
+        """The published graph over the nodes ``"theta"`` (10 scalars) and ``"x"`` (10)."""
+        parents = {("theta", i): [("theta", i - 1)] for i in range(1, _NUM_STEPS)}
+        parents.update({("x", i): [("theta", i)] for i in range(_NUM_STEPS)})
+        return Dependencies(parents)
+
+    @eqx.filter_jit
+    def simulator(
+        self, key: Key, theta: Float[Array, "num_samples dim_theta"]
+    ) -> Float[Array, "num_samples dim_x"]:
+        """One simulation per row of ``theta`` (shape ``(n, 10)``); returns ``x``, ``(n, 10)``."""
+        if theta.ndim != 2 or theta.shape[1] != self.dim_theta:
+            raise ValueError(
+                f"`theta` must have shape (n, {self.dim_theta}), got shape {theta.shape}."
+            )
+        return theta**2 + _SCALE * jr.normal(key, theta.shape, theta.dtype)
+
+    @jit_checking_counts("n")
+    def simulate(
+        self, key: Key, n: int
+    ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
+        """``n`` joint draws ``(theta, x)``, each of shape ``(n, 10)``."""
+        key_theta, key_x = jr.split(key)
+        theta = self.prior.sample(key_theta, n)
+        return theta, self.simulator(key_x, theta)
+
+    @eqx.filter_jit
+    def log_likelihood(
+        self, theta: Float[Array, "*batch dim_theta"], x: Float[Array, "*batch dim_x"]
+    ) -> Float[Array, "*batch"]:
+        """``log p(x | theta)`` for ``theta`` and ``x`` of shape ``(*batch, 10)``."""
+        _check_pair(theta, x, self.dim_theta, self.dim_x)
+        return jnp.sum(jss.norm.logpdf(x, theta**2, _SCALE), axis=-1)
+
+    @eqx.filter_jit
+    def log_joint(
+        self, theta: Float[Array, "*batch dim_theta"], x: Float[Array, "*batch dim_x"]
+    ) -> Float[Array, "*batch"]:
+        """Exact ``log p(theta, x)`` for ``theta`` and ``x`` of shape ``(*batch, 10)``."""
+        _check_pair(theta, x, self.dim_theta, self.dim_x)
+        return self.prior.log_prob(theta) + self.log_likelihood(theta, x)

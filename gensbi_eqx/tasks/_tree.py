@@ -1,0 +1,124 @@
+"""The ``Tree`` task of the Simformer paper (Gloeckler et al., "All-in-one simulation-based
+inference", ICML 2024): a nonlinear Gaussian model on a tree-shaped graph.
+
+Followed: ``nonlinear_gaussian_tree_task`` and the base mask of
+``NonlinearGaussianTreeAllConditionalTask`` in ``src/scoresbibm/scoresbibm/tasks/
+all_conditional_tasks.py`` of mackelab/simformer (commit d33e6a1e), where probjax's
+``Normal(loc, scale)`` takes a standard deviation. The reference names the variables
+``theta1..theta3`` and ``x1..x4``; here they are ``theta[0..2]`` and ``x[0..3]``.
+"""
+
+from typing import ClassVar
+
+import equinox as eqx
+import jax.numpy as jnp
+import jax.random as jr
+import jax.scipy.stats as jss
+import numpy as np
+
+from .._custom_types import Array, Float, Key
+from ..data import Dependencies
+from ._distributions import Normal, jit_checking_counts
+
+# theta = L eps with eps ~ N(0, I): theta_0 = eps_0, theta_1 = theta_0 + eps_1,
+# theta_2 = theta_0 + eps_2. The ancestral factor L is also the Cholesky factor of the prior.
+_TREE_FACTOR = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+_NOISE_SCALE = np.array([0.2, 0.2, 0.6, 0.1], np.float32)
+
+
+def _check_pair(theta: Array, x: Array, dim_theta: int, dim_x: int) -> None:
+    if theta.ndim == 0 or theta.shape[-1] != dim_theta:
+        raise ValueError(f"`theta` must have shape (*batch, {dim_theta}), got shape {theta.shape}.")
+    if x.ndim == 0 or x.shape[-1] != dim_x:
+        raise ValueError(f"`x` must have shape (*batch, {dim_x}), got shape {x.shape}.")
+    if theta.shape[:-1] != x.shape[:-1]:
+        raise ValueError(
+            f"`theta` and `x` must share their batch shape, got {theta.shape[:-1]} and "
+            f"{x.shape[:-1]}."
+        )
+
+
+class Tree(eqx.Module):
+    """Tree: three parameters on a tree, each parent of two nonlinear, noisy observations.
+
+    Prior (ancestral): ``theta_0 ~ N(0, 1)``, ``theta_1 ~ N(theta_0, 1)``,
+    ``theta_2 ~ N(theta_0, 1)``; jointly ``theta ~ N(0, L L^T)`` with
+    ``L = [[1, 0, 0], [1, 1, 0], [1, 0, 1]]``, which is what ``prior`` holds.
+    Simulator: independent Gaussians
+    ``x_0 ~ N(sin^2 theta_1, 0.2^2)``, ``x_1 ~ N(0.1 theta_1^2, 0.2^2)``,
+    ``x_2 ~ N(0.1 theta_2^2, 0.6^2)``, ``x_3 ~ N(cos^2 theta_2, 0.1^2)``.
+
+    Graph (``dependencies``): ``theta_0 -> theta_1, theta_2``; ``theta_1 -> x_0, x_1``;
+    ``theta_2 -> x_2, x_3``. The joint density is invariant under ``theta -> -theta``, and
+    ``x_0``, ``x_3`` are periodic in ``theta``, so many conditionals are multimodal.
+    """
+
+    name: ClassVar[str] = "tree"
+    dim_theta: ClassVar[int] = 3
+    dim_x: ClassVar[int] = 4
+
+    prior: Normal
+
+    def __init__(self):
+        covariance = (_TREE_FACTOR @ _TREE_FACTOR.T).astype(np.float32)
+        self.prior = Normal(np.zeros(3, np.float32), covariance)
+
+    @property
+    def dependencies(self) -> Dependencies:
+        """The published graph over the nodes ``"theta"`` (3 scalars) and ``"x"`` (4)."""
+        return Dependencies(
+            {
+                ("theta", 1): [("theta", 0)],
+                ("theta", 2): [("theta", 0)],
+                ("x", 0): [("theta", 1)],
+                ("x", 1): [("theta", 1)],
+                ("x", 2): [("theta", 2)],
+                ("x", 3): [("theta", 2)],
+            }
+        )
+
+    @staticmethod
+    def _mean_x(theta: Float[Array, "*batch 3"]) -> Float[Array, "*batch 4"]:
+        theta_1, theta_2 = theta[..., 1], theta[..., 2]
+        return jnp.stack(
+            [jnp.sin(theta_1) ** 2, 0.1 * theta_1**2, 0.1 * theta_2**2, jnp.cos(theta_2) ** 2],
+            axis=-1,
+        )
+
+    @eqx.filter_jit
+    def simulator(
+        self, key: Key, theta: Float[Array, "num_samples dim_theta"]
+    ) -> Float[Array, "num_samples dim_x"]:
+        """One simulation per row of ``theta`` (shape ``(n, 3)``); returns ``x``, ``(n, 4)``."""
+        if theta.ndim != 2 or theta.shape[1] != self.dim_theta:
+            raise ValueError(
+                f"`theta` must have shape (n, {self.dim_theta}), got shape {theta.shape}."
+            )
+        noise = jr.normal(key, (theta.shape[0], self.dim_x), theta.dtype)
+        return self._mean_x(theta) + jnp.asarray(_NOISE_SCALE, theta.dtype) * noise
+
+    @jit_checking_counts("n")
+    def simulate(
+        self, key: Key, n: int
+    ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
+        """``n`` joint draws ``(theta, x)``: ``theta`` of shape ``(n, 3)``, ``x`` ``(n, 4)``."""
+        key_theta, key_x = jr.split(key)
+        theta = self.prior.sample(key_theta, n)
+        return theta, self.simulator(key_x, theta)
+
+    @eqx.filter_jit
+    def log_likelihood(
+        self, theta: Float[Array, "*batch dim_theta"], x: Float[Array, "*batch dim_x"]
+    ) -> Float[Array, "*batch"]:
+        """``log p(x | theta)`` for ``theta`` ``(*batch, 3)`` and ``x`` ``(*batch, 4)``."""
+        _check_pair(theta, x, self.dim_theta, self.dim_x)
+        scale = jnp.asarray(_NOISE_SCALE, x.dtype)
+        return jnp.sum(jss.norm.logpdf(x, self._mean_x(theta), scale), axis=-1)
+
+    @eqx.filter_jit
+    def log_joint(
+        self, theta: Float[Array, "*batch dim_theta"], x: Float[Array, "*batch dim_x"]
+    ) -> Float[Array, "*batch"]:
+        """Exact ``log p(theta, x)`` for ``theta`` ``(*batch, 3)`` and ``x`` ``(*batch, 4)``."""
+        _check_pair(theta, x, self.dim_theta, self.dim_x)
+        return self.prior.log_prob(theta) + self.log_likelihood(theta, x)
