@@ -15,6 +15,7 @@ Quickstart::
 
 from . import data as data
 from . import diagnostics as diagnostics
+from . import guidance as guidance
 from . import methods as methods
 from . import models as models
 from . import plotting as plotting
@@ -55,6 +56,7 @@ __all__ = [
     "data",
     "diagnostics",
     "fit",
+    "guidance",
     "load",
     "methods",
     "models",

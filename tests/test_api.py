@@ -157,6 +157,28 @@ def test_log_prob_is_a_normalised_density_in_user_units(estimator):
     assert abs(got_var / sd**2 - 1) < VAR_BUDGET
 
 
+def test_interval_constraints_on_parameters_and_on_data(estimator):
+    """Guided sampling through the estimator, in user units. theta[0] | x_o ~ N(0.15, 0.05)
+    restricted to [0, 0.3] (about half its mass): >= 95% of draws inside, >= 99% inside the
+    interval widened by 5%, and the unconstrained theta[1] keeps its N(-0.1, 0.05) marginal
+    (same budgets as above). On a data node: x is latent and restricted to a box, and >= 95% of
+    the draws of x lie in it (widened by 5% of the box)."""
+    n = 2_000
+    x_o = jnp.array([0.3, -0.2])
+    box = {"theta": (jnp.array([0.0, -jnp.inf]), jnp.array([0.3, jnp.inf]))}
+    post = np.asarray(estimator.sample(jr.key(20), {"x": x_o}, n, constraints=box)["theta"])
+    inside = (post[:, 0] >= 0.0) & (post[:, 0] <= 0.3)
+    widened = (post[:, 0] >= -0.015) & (post[:, 0] <= 0.315)
+    assert inside.mean() >= 0.95 and widened.mean() >= 0.99, (inside.mean(), widened.mean())
+    _check_gaussian(post[:, 1:], np.array([-0.1]), np.array([0.05]))
+
+    lower, upper = np.array([0.2, -0.3]), np.array([0.4, -0.1])
+    joint = estimator.sample(jr.key(21), {}, n, constraints={"x": (lower, upper)})
+    x = np.asarray(joint["x"])
+    assert ((x >= lower - 0.01) & (x <= upper + 0.01)).all(axis=-1).mean() >= 0.95
+    assert np.isfinite(np.asarray(joint["theta"])).all()
+
+
 def test_log_prob_refuses_bad_queries(estimator):
     point = {"theta": jnp.zeros(2)}
     with pytest.raises(ValueError, match="neither"):
@@ -277,6 +299,17 @@ def test_sample_refuses_bad_queries(estimator):
         estimator.sample(key, {"x": jnp.zeros((3, 2)), "theta": jnp.zeros((4, 2))}, 10)
     with pytest.raises(TypeError, match="condition"):
         estimator.sample(key, [0.0, 0.0], 10)
+    x_o = {"x": jnp.zeros(2)}
+    with pytest.raises(ValueError, match="unknown node"):
+        estimator.sample(key, x_o, 10, constraints={"phi": (0.0, 1.0)})
+    with pytest.raises(ValueError, match="lower must be below upper"):
+        estimator.sample(key, x_o, 10, constraints={"theta": (1.0, 0.0)})
+    with pytest.raises(ValueError, match=r"pair \(lower, upper\)"):
+        estimator.sample(key, x_o, 10, constraints={"theta": 1.0})
+    with pytest.raises(ValueError, match=r"A must have shape \(num_constraints, 4\)"):
+        estimator.sample(key, x_o, 10, linear_constraints=(np.ones((1, 3)), np.ones(1)))
+    with pytest.raises(ValueError, match="`resample_steps`"):
+        estimator.sample(key, x_o, 10, sampler="ode", resample_steps=2)
 
 
 def test_train_step_compiles_once_per_run():

@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array, ArrayLike, EdgeMask, Key
-from ..data import NodeLayout, Standardiser, condition_vector
+from ..data import NodeLayout, Standardiser, condition_vector, interval_bounds
 from ..methods import AbstractMethod
 from ..models import AbstractModel, DependencyMask
-from ..sampling import ModelDenoiser, log_prob, sample_conditionals
+from ..sampling import AbstractDenoiser, ModelDenoiser, interval, linear, log_prob, sample_conditionals
 from ..training import History
 
 
@@ -78,6 +78,10 @@ class Estimator(eqx.Module):
         s_min: float = 0.0,
         s_max: float = math.inf,
         s_noise: float = 1.0,
+        constraints: Mapping | None = None,
+        linear_constraints: tuple[ArrayLike, ArrayLike] | None = None,
+        guidance_scale: float = 1.0,
+        resample_steps: int = 0,
     ) -> dict[str, Array]:
         """Draw from ``p(unobserved | condition)``.
 
@@ -93,6 +97,15 @@ class Estimator(eqx.Module):
           default 18, with stochastic churn ``s_churn``, ``s_min``, ``s_max``, ``s_noise``).
           Default: the method's own (``"sde"`` for VE/VP, ``"ode"`` for flow matching,
           ``"edm"`` for EDM).
+        - `constraints`: ``{name: (lower, upper)}`` in user units (numbers or arrays of the
+          node's shape; ``None`` / ``-inf`` / ``inf`` for no bound): sample the conditional
+          restricted to the box, on parameters or on data nodes alike ("the posterior given
+          that x lies in this box"), by guided diffusion (`gensbi_eqx.guidance.interval`).
+        - `linear_constraints`: ``(A, b)`` for ``A @ z <= b`` with ``A`` of shape
+          ``(k, num_nodes)`` over the flat vector of all nodes in layout order (user units).
+        - `guidance_scale`: sharpness of the guidance; 1 is calibrated.
+        - `resample_steps`: RePaint resampling rounds per step (``sampler="sde"`` only), which
+          help guidance reach the constrained law.
 
         **Returns:** ``{name: (num_samples, *batch, d)}`` for every node not fully observed, in
         user units; observed entries of partly observed nodes are the given values, unchanged.
@@ -118,9 +131,12 @@ class Estimator(eqx.Module):
         flat_given = given.reshape(-1, self.layout.num_nodes)
         flat_observed = observed.reshape(flat_given.shape)
         y_cond = self.standardiser(jnp.asarray(np.where(flat_observed, flat_given, 0.0)))
+        if isinstance(resample_steps, bool) or not isinstance(resample_steps, (int, np.integer)):
+            raise ValueError(f"`resample_steps` must be a non-negative int, got {resample_steps!r}.")
+        denoiser = self._guided(constraints, linear_constraints, guidance_scale)
         z = sample_conditionals(
             key,
-            self.denoiser,
+            denoiser,
             y_cond,
             jnp.asarray(flat_observed),
             num_samples,
@@ -129,6 +145,7 @@ class Estimator(eqx.Module):
             rtol,
             atol,
             churn,
+            int(resample_steps),
         )
         samples = jnp.where(flat_observed, flat_given, self.standardiser.inverse(z))
         samples = samples.reshape((num_samples,) + batch + (self.layout.num_nodes,))
@@ -138,6 +155,32 @@ class Estimator(eqx.Module):
             if not observed[..., self.layout.slices[name]].all()
         ]
         return self.layout.unflatten(samples, wanted)
+
+    def _guided(self, constraints, linear_constraints, scale) -> AbstractDenoiser:
+        """The model's denoiser, guided towards the constraints (given in user units)."""
+        denoiser = self.denoiser
+        mean = np.asarray(self.standardiser.mean)
+        std = np.asarray(self.standardiser.std)
+        if constraints is not None:
+            lower, upper = interval_bounds(self.layout, constraints)
+            # Standardising is increasing per entry, so bounds map to bounds (and +-inf to +-inf).
+            denoiser = interval(denoiser, (lower - mean) / std, (upper - mean) / std, scale=scale)
+        if linear_constraints is not None:
+            if not (isinstance(linear_constraints, (tuple, list)) and len(linear_constraints) == 2):
+                raise ValueError(
+                    f"`linear_constraints` must be a pair (A, b), got {linear_constraints!r}."
+                )
+            A = np.asarray(linear_constraints[0], dtype=np.float32)
+            b = np.asarray(linear_constraints[1], dtype=np.float32)
+            n = self.layout.num_nodes
+            if A.ndim != 2 or A.shape[1] != n:
+                raise ValueError(
+                    f"`linear_constraints` A must have shape (num_constraints, {n}) over the flat "
+                    f"nodes {dict(zip(self.layout.names, self.layout.shapes))}, got {A.shape}."
+                )
+            # A z <= b with z = mean + std * u  <=>  (A diag(std)) u <= b - A mean.
+            denoiser = linear(denoiser, A * std, b - A @ mean, scale=scale)
+        return denoiser
 
     def log_prob(
         self,

@@ -4,7 +4,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .._custom_types import ArrayLike
 from ._layout import NodeLayout
 
 
@@ -26,9 +25,7 @@ def _bound(value, shape: tuple[int, ...], default: float, where: str) -> np.ndar
     return array
 
 
-def interval_bounds(
-    layout: NodeLayout, constraints: Mapping[str, tuple[ArrayLike | None, ArrayLike | None]]
-) -> tuple[np.ndarray, np.ndarray]:
+def interval_bounds(layout: NodeLayout, constraints: Mapping) -> tuple[np.ndarray, np.ndarray]:
     """``{name: (lower, upper)}`` -> flat ``lower, upper``, each ``(num_nodes,)`` float32.
 
     Each bound is a number or an array broadcasting to the node's shape; ``None``, ``-inf`` and

@@ -3,6 +3,11 @@
 from ._denoiser import AbstractDenoiser as AbstractDenoiser
 from ._denoiser import ModelDenoiser as ModelDenoiser
 from ._edm import sample_edm as sample_edm
+from ._guidance import AbstractGuidedDenoiser as AbstractGuidedDenoiser
+from ._guidance import IntervalGuidance as IntervalGuidance
+from ._guidance import LinearGuidance as LinearGuidance
+from ._guidance import interval as interval
+from ._guidance import linear as linear
 from ._log_prob import log_prob as log_prob
 from ._sample import sample_conditionals as sample_conditionals
 from ._solve import sample_ode as sample_ode
@@ -10,7 +15,12 @@ from ._solve import sample_sde as sample_sde
 
 __all__ = [
     "AbstractDenoiser",
+    "AbstractGuidedDenoiser",
+    "IntervalGuidance",
+    "LinearGuidance",
     "ModelDenoiser",
+    "interval",
+    "linear",
     "log_prob",
     "sample_conditionals",
     "sample_edm",

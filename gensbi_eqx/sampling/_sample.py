@@ -10,7 +10,7 @@ import jax.random as jr
 from .._custom_types import Array, Bool, Float, Key
 from ._denoiser import AbstractDenoiser
 from ._edm import sample_edm
-from ._solve import sample_ode, sample_sde
+from ._solve import _check_resample_steps, sample_ode, sample_sde
 
 Sampler = Literal["sde", "ode", "edm"]
 _NO_CHURN = (0.0, 0.0, math.inf, 1.0)
@@ -29,6 +29,7 @@ def sample_conditionals(
     rtol: float = 1e-5,
     atol: float = 1e-5,
     churn: tuple[float, float, float, float] = _NO_CHURN,
+    resample_steps: int = 0,
 ) -> Float[Array, "num_samples batch num_nodes"]:
     """``num_samples`` independent draws for each of the ``batch`` conditions.
 
@@ -42,6 +43,8 @@ def sample_conditionals(
       (probability-flow ODE: adaptive Tsit5 with ``rtol``/``atol``, or fixed-step Heun when
       ``steps`` is given) or ``"edm"`` (EDM methods only: ``sample_edm``, ``steps`` default 18).
     - `churn`: ``(s_churn, s_min, s_max, s_noise)`` of ``sample_edm``; only for ``"edm"``.
+    - `resample_steps`: RePaint resampling rounds per step of ``sample_sde``; only for
+      ``"sde"`` (0, the default, is no resampling).
 
     **Returns:** ``(num_samples, batch, num_nodes)``. Observed entries (``condition_mask``) of
     ``y_cond`` come back unchanged. Conditions and masks are traced: a new observation of the
@@ -50,10 +53,23 @@ def sample_conditionals(
     """
     if sampler != "edm" and tuple(churn) != _NO_CHURN:
         raise ValueError(f"`churn` applies to sampler='edm' only, got {churn} with {sampler!r}.")
+    _check_resample_steps(resample_steps)
+    if sampler != "sde" and resample_steps != 0:
+        raise ValueError(
+            f"`resample_steps` applies to sampler='sde' only, got {resample_steps} with "
+            f"{sampler!r}."
+        )
     batch = y_cond.shape[0]
     keys = jr.split(key, (num_samples, batch))
     if sampler == "sde":
-        one = lambda k, y, m: sample_sde(k, denoiser, y, m, steps=500 if steps is None else steps)
+        one = lambda k, y, m: sample_sde(
+            k,
+            denoiser,
+            y,
+            m,
+            steps=500 if steps is None else steps,
+            resample_steps=resample_steps,
+        )
     elif sampler == "ode":
         one = lambda k, y, m: sample_ode(k, denoiser, y, m, steps=steps, rtol=rtol, atol=atol)
     elif sampler == "edm":
