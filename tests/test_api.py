@@ -163,17 +163,17 @@ def test_interval_constraints_on_parameters_and_on_data(estimator):
     interval widened by 5%, and the unconstrained theta[1] keeps its N(-0.1, 0.05) marginal
     (same budgets as above). On a data node: x is latent and restricted to a box, and >= 95% of
     the draws of x lie in it (widened by 5% of the box)."""
-    n = 2_000
+    n, steps = 1_000, 200  # the SDE at 200 steps stays well inside the budgets
     x_o = jnp.array([0.3, -0.2])
     box = {"theta": (jnp.array([0.0, -jnp.inf]), jnp.array([0.3, jnp.inf]))}
-    post = np.asarray(estimator.sample(jr.key(20), {"x": x_o}, n, constraints=box)["theta"])
+    post = np.asarray(estimator.sample(jr.key(20), {"x": x_o}, n, constraints=box, steps=steps)["theta"])
     inside = (post[:, 0] >= 0.0) & (post[:, 0] <= 0.3)
     widened = (post[:, 0] >= -0.015) & (post[:, 0] <= 0.315)
     assert inside.mean() >= 0.95 and widened.mean() >= 0.99, (inside.mean(), widened.mean())
     _check_gaussian(post[:, 1:], np.array([-0.1]), np.array([0.05]))
 
     lower, upper = np.array([0.2, -0.3]), np.array([0.4, -0.1])
-    joint = estimator.sample(jr.key(21), {}, n, constraints={"x": (lower, upper)})
+    joint = estimator.sample(jr.key(21), {}, n, constraints={"x": (lower, upper)}, steps=steps)
     x = np.asarray(joint["x"])
     assert ((x >= lower - 0.01) & (x <= upper + 0.01)).all(axis=-1).mean() >= 0.95
     assert np.isfinite(np.asarray(joint["theta"])).all()
