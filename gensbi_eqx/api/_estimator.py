@@ -1,7 +1,7 @@
 """A trained model with everything needed to answer queries in the user's units."""
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import equinox as eqx
 import jax
@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array, ArrayLike, EdgeMask, Key
+from .._sharding import data_parallel
 from ..data import NodeLayout, Standardiser, condition_vector, interval_bounds
 from ..methods import AbstractMethod
 from ..models import AbstractModel, DependencyMask
@@ -82,6 +83,8 @@ class Estimator(eqx.Module):
         linear_constraints: tuple[ArrayLike, ArrayLike] | None = None,
         guidance_scale: float = 1.0,
         resample_steps: int = 0,
+        chunk_size: int | None = None,
+        devices: Sequence[jax.Device] | int | None = None,
     ) -> dict[str, Array]:
         """Draw from ``p(unobserved | condition)``.
 
@@ -106,6 +109,11 @@ class Estimator(eqx.Module):
         - `guidance_scale`: sharpness of the guidance; 1 is calibrated.
         - `resample_steps`: RePaint resampling rounds per step (``sampler="sde"`` only), which
           help guidance reach the constrained law.
+        - `chunk_size`: at most this many draws (over all conditions) at once, one chunk after
+          the other, which bounds working memory (e.g. a million draws, or a thousand
+          observations); the result is the same as without chunks, up to rounding.
+        - `devices`: split the draws over ``None`` (all local devices), a count of local
+          devices, or a list of jax devices.
 
         **Returns:** ``{name: (num_samples, *batch, d)}`` for every node not fully observed, in
         user units; observed entries of partly observed nodes are the given values, unchanged.
@@ -133,12 +141,18 @@ class Estimator(eqx.Module):
         y_cond = self.standardiser(jnp.asarray(np.where(flat_observed, flat_given, 0.0)))
         if isinstance(resample_steps, bool) or not isinstance(resample_steps, (int, np.integer)):
             raise ValueError(f"`resample_steps` must be a non-negative int, got {resample_steps!r}.")
+        if chunk_size is not None:
+            chunk_size = _positive_int(chunk_size, "chunk_size")
         denoiser = self._guided(constraints, linear_constraints, guidance_scale)
+        mask = jnp.asarray(flat_observed)
+        parallel = data_parallel(devices)
+        if parallel is not None:
+            denoiser, y_cond, mask = parallel.replicate((denoiser, y_cond, mask))
         z = sample_conditionals(
             key,
             denoiser,
             y_cond,
-            jnp.asarray(flat_observed),
+            mask,
             num_samples,
             sampler,
             steps,
@@ -146,6 +160,8 @@ class Estimator(eqx.Module):
             atol,
             churn,
             int(resample_steps),
+            chunk_size,
+            parallel,
         )
         samples = jnp.where(flat_observed, flat_given, self.standardiser.inverse(z))
         samples = samples.reshape((num_samples,) + batch + (self.layout.num_nodes,))

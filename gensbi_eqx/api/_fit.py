@@ -1,7 +1,8 @@
 """``fit``: from named simulations to an Estimator."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 
@@ -113,6 +114,8 @@ def fit(
     validation_every: int | None = None,
     patience: int = 20,
     standardise: bool = True,
+    steps_per_call: int = 100,
+    devices: Sequence[jax.Device] | int | None = None,
     progress: bool = True,
 ) -> Estimator:
     """Train ``model`` on simulations ``data = {name: (N, d)}`` with ``method``.
@@ -143,6 +146,12 @@ def fit(
       every `validation_every` steps and training stops after `patience` scores without
       improvement, keeping the best weights. ``0`` trains for ``max_steps`` without validation.
     - `standardise`: learn per-token mean and std from the training rows (default on).
+    - `steps_per_call`: train steps fused into one device call (``lax.fori_loop``); the host
+      only sees the losses between calls, which removes per-step dispatch overhead.
+    - `devices`: data-parallel training: ``None`` (all local devices), a count of local
+      devices, or a list of jax devices. Each batch is split over them (`batch_size` must be
+      divisible by their number); weights and data are replicated. One device is plain
+      single-device training.
     - `progress`: show a tqdm bar with the loss and validation loss.
 
     **Returns:** an `Estimator`; ``estimator.history`` holds the losses.
@@ -163,6 +172,7 @@ def fit(
     max_steps = _positive_int(max_steps, "max_steps")
     batch_size = _positive_int(batch_size, "batch_size")
     patience = _positive_int(patience, "patience")
+    steps_per_call = _positive_int(steps_per_call, "steps_per_call")
     if validation_every is None:
         validation_every = max(1, min(200, max_steps // 20))
     validation_every = _positive_int(validation_every, "validation_every")
@@ -194,6 +204,8 @@ def fit(
         ema_decay=ema_decay,
         validation_every=validation_every,
         patience=patience,
+        steps_per_call=steps_per_call,
+        devices=devices,
         progress=progress,
     )
     return Estimator(trained, method, layout, standardiser, edge_mask, history)

@@ -5,9 +5,11 @@ from typing import Literal
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import jax.random as jr
 
 from .._custom_types import Array, Bool, Float, Key
+from .._sharding import DataParallel
 from ._denoiser import AbstractDenoiser
 from ._edm import sample_edm
 from ._solve import _check_resample_steps, sample_ode, sample_sde
@@ -30,6 +32,8 @@ def sample_conditionals(
     atol: float = 1e-5,
     churn: tuple[float, float, float, float] = _NO_CHURN,
     resample_steps: int = 0,
+    chunk_size: int | None = None,
+    parallel: DataParallel | None = None,
 ) -> Float[Array, "num_samples batch num_nodes"]:
     """``num_samples`` independent draws for each of the ``batch`` conditions.
 
@@ -45,6 +49,12 @@ def sample_conditionals(
     - `churn`: ``(s_churn, s_min, s_max, s_noise)`` of ``sample_edm``; only for ``"edm"``.
     - `resample_steps`: RePaint resampling rounds per step of ``sample_sde``; only for
       ``"sde"`` (0, the default, is no resampling).
+    - `chunk_size`: draw at most this many (draw, condition) pairs at once, one chunk after
+      the other (``lax.map``), so that working memory is bounded by the chunk, not by
+      ``num_samples * batch``. Draw ``i`` of condition ``j`` has the same key whatever the
+      chunking, so results agree up to floating-point rounding. ``None``: all at once.
+    - `parallel`: split each chunk over several devices (``gensbi_eqx._sharding``); the
+      denoiser and conditions must be replicated on them.
 
     **Returns:** ``(num_samples, batch, num_nodes)``. Observed entries (``condition_mask``) of
     ``y_cond`` come back unchanged. Conditions and masks are traced: a new observation of the
@@ -54,6 +64,10 @@ def sample_conditionals(
     if sampler != "edm" and tuple(churn) != _NO_CHURN:
         raise ValueError(f"`churn` applies to sampler='edm' only, got {churn} with {sampler!r}.")
     _check_resample_steps(resample_steps)
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
+        raise ValueError(f"`chunk_size` must be a positive int or None, got {chunk_size!r}.")
     if sampler != "sde" and resample_steps != 0:
         raise ValueError(
             f"`resample_steps` applies to sampler='sde' only, got {resample_steps} with "
@@ -87,5 +101,24 @@ def sample_conditionals(
         )
     else:
         raise ValueError(f"`sampler` must be 'sde', 'ode' or 'edm', got {sampler!r}.")
-    over_conditions = jax.vmap(one, in_axes=(0, 0, 0))
-    return jax.vmap(over_conditions, in_axes=(0, None, None))(keys, y_cond, condition_mask)
+    if chunk_size is None and parallel is None:
+        over_conditions = jax.vmap(one, in_axes=(0, 0, 0))
+        return jax.vmap(over_conditions, in_axes=(0, None, None))(keys, y_cond, condition_mask)
+    # Pair k is draw k // batch of condition k % batch, with the key it has unchunked.
+    n = num_samples * batch
+    size = n if chunk_size is None else min(chunk_size, n)
+    if parallel is not None:
+        size = -(-size // parallel.num_devices) * parallel.num_devices
+    num_chunks = -(-n // size)
+    flat_keys = keys.reshape(n)
+
+    def chunk(index):
+        # Padding of the last chunk repeats early pairs; their draws are dropped.
+        pairs = (index * size + jnp.arange(size)) % n
+        if parallel is not None:
+            pairs = parallel.constrain(pairs)
+        cond = pairs % batch
+        return jax.vmap(one)(flat_keys[pairs], y_cond[cond], condition_mask[cond])
+
+    draws = jax.lax.map(chunk, jnp.arange(num_chunks)).reshape(num_chunks * size, -1)[:n]
+    return draws.reshape(num_samples, batch, -1)

@@ -2,6 +2,7 @@
 
 from ._history import History as History
 from ._loop import make_train_step as make_train_step
+from ._loop import make_fused_train_steps as make_fused_train_steps
 from ._loop import optimizer_for as optimizer_for
 from ._loop import paper_schedule as paper_schedule
 from ._loop import train as train
@@ -19,6 +20,7 @@ __all__ = [
     "StructuredMasks",
     "batch_loss",
     "example_loss",
+    "make_fused_train_steps",
     "make_train_step",
     "never_all_observed",
     "optimizer_for",

@@ -2,7 +2,7 @@
 validation, early stopping and the progress bar."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key
 from ..methods import AbstractMethod
+from .._sharding import DataParallel, check_divisible, data_parallel
 from ..models import AbstractModel, DependencyMask
 from ._history import History
 from ._loss import batch_loss
@@ -46,6 +47,38 @@ def _ema(decay, ema, model):
     return eqx.combine(mixed, static)
 
 
+def _update_fn(
+    method: AbstractMethod,
+    mask_sampler: MaskSampler,
+    optimizer: optax.GradientTransformation,
+    batch_size: int,
+    num_nodes: int,
+    edge_mask: EdgeMask | DependencyMask | None,
+    ema_decay: float,
+    parallel: DataParallel | None = None,
+) -> Callable:
+    """One optimizer and EMA step, not jitted: ``(x_train, model, ema, opt_state, key, i) ->
+    (model, ema, opt_state, loss)``. With ``parallel``, the batch is split over the devices."""
+
+    def update(x_train, model, ema, opt_state, key, i):
+        k_batch, k_mask, k_loss = jr.split(key, 3)
+        x0 = x_train[jr.randint(k_batch, (batch_size,), 0, x_train.shape[0])]
+        masks = _masks(mask_sampler, k_mask, batch_size, num_nodes)
+        if parallel is not None:
+            x0, masks = parallel.constrain(x0), parallel.constrain(masks)
+        loss, grads = eqx.filter_value_and_grad(batch_loss)(
+            model, method, x0, masks, k_loss, edge_mask
+        )
+        updates, opt_state = optimizer.update(
+            grads, opt_state, eqx.filter(model, eqx.is_inexact_array)
+        )
+        model = eqx.apply_updates(model, updates)
+        decay = jnp.minimum(ema_decay, (1.0 + i) / (10.0 + i))
+        return model, _ema(decay, ema, model), opt_state, loss
+
+    return update
+
+
 def make_train_step(
     method: AbstractMethod,
     mask_sampler: MaskSampler,
@@ -60,24 +93,53 @@ def make_train_step(
     one optimizer step and one EMA step (decay warmed up so short runs are not dominated by the
     initial weights). Tracing it a second time raises: it compiles once per run. No buffer
     donation, because the caller keeps the best EMA weights alive."""
+    update = _update_fn(method, mask_sampler, optimizer, batch_size, num_nodes, edge_mask, ema_decay)
+    return eqx.filter_jit(eqx.debug.assert_max_traces(update, max_traces=1))
+
+
+def make_fused_train_steps(
+    method: AbstractMethod,
+    mask_sampler: MaskSampler,
+    optimizer: optax.GradientTransformation,
+    batch_size: int,
+    num_nodes: int,
+    steps_per_call: int,
+    edge_mask: EdgeMask | DependencyMask | None = None,
+    ema_decay: float = 0.999,
+    parallel: DataParallel | None = None,
+) -> Callable:
+    """Up to ``steps_per_call`` train steps in ONE dispatch: ``(x_train, model, ema, opt_state,
+    key, start, count) -> (model, ema, opt_state, losses)``.
+
+    Runs steps ``start, ..., start + count - 1`` (``count <= steps_per_call``, traced, so a
+    short last call does not recompile) in a ``lax.fori_loop`` on the device; step ``i`` uses
+    ``jr.fold_in(key, i)``, so a run is the same however it is cut into calls. ``losses`` is
+    ``(steps_per_call,)``, valid in its first ``count`` entries. Small models are dominated by
+    per-step dispatch; this pays it once per call. Compiles once per run.
+    """
+    update = _update_fn(
+        method, mask_sampler, optimizer, batch_size, num_nodes, edge_mask, ema_decay, parallel
+    )
 
     @eqx.filter_jit
     @eqx.debug.assert_max_traces(max_traces=1)
-    def step(x_train, model, ema, opt_state, key, i):
-        k_batch, k_mask, k_loss = jr.split(key, 3)
-        x0 = x_train[jr.randint(k_batch, (batch_size,), 0, x_train.shape[0])]
-        masks = _masks(mask_sampler, k_mask, batch_size, num_nodes)
-        loss, grads = eqx.filter_value_and_grad(batch_loss)(
-            model, method, x0, masks, k_loss, edge_mask
-        )
-        updates, opt_state = optimizer.update(
-            grads, opt_state, eqx.filter(model, eqx.is_inexact_array)
-        )
-        model = eqx.apply_updates(model, updates)
-        decay = jnp.minimum(ema_decay, (1.0 + i) / (10.0 + i))
-        return model, _ema(decay, ema, model), opt_state, loss
+    def steps(x_train, model, ema, opt_state, key, start, count):
+        arrays, static = eqx.partition((model, ema), eqx.is_array)
 
-    return step
+        def body(j, carry):
+            arrays, opt_state, losses = carry
+            model, ema = eqx.combine(arrays, static)
+            i = start + j
+            model, ema, opt_state, loss = update(x_train, model, ema, opt_state, jr.fold_in(key, i), i)
+            arrays = eqx.filter((model, ema), eqx.is_array)
+            return arrays, opt_state, losses.at[j].set(loss)
+
+        losses = jnp.full((steps_per_call,), jnp.nan, dtype=jnp.float32)
+        arrays, opt_state, losses = jax.lax.fori_loop(0, count, body, (arrays, opt_state, losses))
+        model, ema = eqx.combine(arrays, static)
+        return model, ema, opt_state, losses
+
+    return steps
 
 
 def optimizer_for(learning_rate: float, max_steps: int, gradient_clip: float):
@@ -104,22 +166,34 @@ def train(
     ema_decay: float = 0.999,
     validation_every: int = 200,
     patience: int = 20,
+    steps_per_call: int = 100,
+    devices: Sequence[jax.Device] | int | None = None,
     progress: bool = True,
 ) -> tuple[AbstractModel, History]:
     """Train ``model`` on standardised tokens; return its best EMA weights and the history.
 
     Batches are drawn with replacement on the device; each example gets its own condition mask
-    from ``mask_sampler``. With ``x_val``, the EMA weights are scored on the whole validation set
-    (with a fixed key, so scores are comparable) every ``validation_every`` steps, and training
-    stops after ``patience`` scores without improvement, keeping the best weights.
+    from ``mask_sampler``. Up to ``steps_per_call`` steps run per dispatch
+    (`make_fused_train_steps`); the host only looks at the losses between calls. With
+    ``x_val``, the EMA weights are scored on the whole validation set (with a fixed key, so
+    scores are comparable) every ``validation_every`` steps, and training stops after
+    ``patience`` scores without improvement, keeping the best weights. With several
+    ``devices`` (default: all local devices), every batch is split over them and the weights
+    are replicated; the result lives on the first device.
     """
-    start = time.perf_counter()
+    start_time = time.perf_counter()
     num_nodes = x_train.shape[1]
+    parallel = data_parallel(devices)
+    check_divisible(batch_size, parallel, "batch_size")
     optimizer = optimizer_for(learning_rate, max_steps, gradient_clip)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+    if parallel is not None:
+        model, opt_state, x_train, x_val = parallel.replicate((model, opt_state, x_train, x_val))
 
-    step = make_train_step(
-        method, mask_sampler, optimizer, batch_size, num_nodes, edge_mask, ema_decay
+    steps_per_call = min(steps_per_call, validation_every, max_steps)
+    run_steps = make_fused_train_steps(
+        method, mask_sampler, optimizer, batch_size, num_nodes, steps_per_call, edge_mask,
+        ema_decay, parallel,
     )
 
     @eqx.filter_jit
@@ -127,36 +201,39 @@ def train(
         masks = _masks(mask_sampler, jr.fold_in(key, 1), x_val.shape[0], num_nodes)
         return batch_loss(ema, method, x_val, masks, key, edge_mask)
 
-    key, val_key = jr.split(key)
+    step_key, val_key = jr.split(key)
     ema = model
     best = (np.inf, ema, 0)
-    losses, chunk = [], []
+    losses, pending = [], []
     val_steps, val_losses = [], []
     stopped_early = False
     bar = tqdm(total=max_steps, disable=not progress, desc="training", unit="step")
-    for i in range(max_steps):
-        key, k_step = jr.split(key)
-        model, ema, opt_state, loss = step(x_train, model, ema, opt_state, k_step, jnp.asarray(i))
-        chunk.append(loss)
-        done = i + 1 == max_steps
-        if (i + 1) % validation_every == 0 or done:
-            losses.extend(np.asarray(jnp.stack(chunk)).tolist())
-            chunk = []
+    done = 0
+    while done < max_steps and not stopped_early:
+        # Calls end at validation points, so validation sees the weights of exactly that step.
+        count = min(steps_per_call, validation_every - done % validation_every, max_steps - done)
+        model, ema, opt_state, chunk = run_steps(
+            x_train, model, ema, opt_state, step_key, jnp.asarray(done), jnp.asarray(count)
+        )
+        pending.append((chunk, count))
+        done += count
+        if done % validation_every == 0 or done == max_steps:
+            for chunk, count in pending:
+                losses.extend(np.asarray(chunk)[:count].tolist())
+            pending = []
             postfix = {"loss": f"{losses[-1]:.4f}"}
             if x_val is not None:
                 val = float(validation_loss(ema, x_val, val_key))
-                val_steps.append(i + 1)
+                val_steps.append(done)
                 val_losses.append(val)
                 if val < best[0]:
-                    best = (val, ema, i + 1)
+                    best = (val, ema, done)
                 postfix["val"] = f"{val:.4f}"
                 postfix["best"] = f"{best[0]:.4f}"
                 if len(val_losses) - 1 - val_losses.index(min(val_losses)) >= patience:
                     stopped_early = True
             bar.set_postfix(postfix, refresh=False)
-            bar.update((i + 1) - bar.n)
-            if stopped_early:
-                break
+            bar.update(done - bar.n)
     bar.close()
     if x_val is None:
         best = (np.nan, ema, len(losses))
@@ -171,6 +248,7 @@ def train(
         validation_loss=np.asarray(val_losses, dtype=np.float32),
         best_step=best[2],
         stopped_early=stopped_early,
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start_time,
     )
-    return best[1], history
+    trained = best[1] if parallel is None else parallel.gather(best[1])
+    return trained, history
