@@ -342,6 +342,34 @@ def test_guided_x0_and_eps_stay_on_the_path(probes):
 # ---------------------------------------------------------------- linear guidance
 
 
+def test_unit_variance_guidance_is_exact_for_a_unit_variance_entry():
+    """c is independent with variance 1, the unit model's own assumption, so
+    ``variance="unit"`` is exact for it: in the interval, with the truncated mean, for both
+    conditions (same tolerances as Tweedie's variance)."""
+    lo, up = 0.8, 1.6
+    lower, upper = np.array([-INF, -INF, lo]), np.array([INF, INF, up])
+    make = lambda: interval(GaussianDenoiser(MEAN, COV, gs.VESDE()), lower, upper, variance="unit")
+    samples = _draw("ve unit c", make, N_GUIDED)
+    for row in range(2):
+        label = f"unit variance, c, {ROWS[row]}"
+        _check_inside(samples[:, row, 2], lo, up, 1.0, label)
+        _check_truncated_mean(samples[:, row], row, [0.0, 0.0, 1.0], lo, up, ALLOWANCE["sde"], label)
+
+
+def test_unit_variance_guidance_is_stable_under_a_steep_denoiser():
+    """An entry of variance 400 makes ``d x0_hat / d y`` up to 400 times the unit model's,
+    as an extrapolating network can. Unit-variance guidance still moves x0 at most onto the
+    bound per step: every draw finite and the interval (0.5 sd wide, 2 sd out) reached."""
+    cov = np.diag([400.0, 1.0, 1.0])
+    lower, upper = np.array([40.0, -INF, -INF]), np.array([50.0, INF, INF])
+    make = lambda: interval(GaussianDenoiser(np.zeros(3), cov, gs.VESDE()), lower, upper,
+                            variance="unit")
+    samples = _draw("ve unit steep", make, N_GUIDED)
+    assert np.all(np.isfinite(samples))
+    for row in range(2):
+        _check_inside(samples[:, row, 0], 40.0, 50.0, 10.0, f"steep, {ROWS[row]}")
+
+
 def test_linear_guided_samples_satisfy_the_constraints():
     """>= 95% of draws satisfy A z <= b (both rows at once); each constrained direction has its
     exact truncated mean (a - b and c are independent, so the guidance is exact)."""
