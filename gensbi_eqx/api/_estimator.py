@@ -212,8 +212,8 @@ class Estimator(eqx.Module):
         """``log p(values | condition)`` in the user's units, by the probability-flow ODE.
 
         **Arguments:**
-        - `values`: ``{name: (*batch, d)}``, the point at which to evaluate the density; NaN
-          entries are not allowed here.
+        - `values`: ``{name: (*batch, d)}``, the point at which to evaluate the density; a NaN
+          entry (or a node left out) is not part of the point and must be in `condition`.
         - `condition`: ``{name: (*batch, d)}`` observed values (NaN: not observed). Every entry
           of every node must be in exactly one of `values` and `condition`.
         - `trace`: ``"exact"`` (Jacobian trace; cost grows with the number of scalars) or

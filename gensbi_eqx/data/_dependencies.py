@@ -116,12 +116,14 @@ class Dependencies(eqx.Module):
     matrix: tuple[tuple[bool, ...], ...] | None = eqx.field(static=True)
 
     def __init__(self, parents: Mapping[Any, Any] | None = None, *, adjacency: Any = None):
-        """Args:
-        parents: ``{child: parents}``; a child is a name or ``(name, index)``, its parents a
-            name, a ``(name, index)`` pair, or a list/tuple/set of those.
-        adjacency: instead of ``parents``, a bool ``(num_nodes, num_nodes)`` array over all
-            scalar nodes with ``[i, j]`` True when scalar i depends on scalar j (see
-            ``from_adjacency``).
+        """Declare dependencies by parents or by an adjacency matrix.
+
+        Args:
+            parents: ``{child: parents}``; a child is a name or ``(name, index)``, its parents
+                a name, a ``(name, index)`` pair, or a list/tuple/set of those.
+            adjacency: instead of ``parents``, a bool ``(num_nodes, num_nodes)`` array over all
+                scalar nodes with ``[i, j]`` True when scalar i depends on scalar j (see
+                ``from_adjacency``).
         """
         if (parents is None) == (adjacency is None):
             raise TypeError("Give exactly one of `parents` and `adjacency`.")

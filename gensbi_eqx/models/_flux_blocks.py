@@ -89,8 +89,8 @@ def split_heads(qkv: Float[Array, "num_tokens three_hidden"], num_heads: int):
 
 def attention(q, k, v, angles: Angles, edge_mask: EdgeMask | None) -> Tokens2D:
     """Multi-head attention of normalised ``(num_tokens, heads, head_dim)`` queries and keys
-    after rotary positions, through ``jax.nn.dot_product_attention`` (fused kernels on
-    accelerators). ``edge_mask[i, j]``: token i attends to token j."""
+    after rotary positions, through ``jax.nn.dot_product_attention`` (XLA's implementation in
+    float32: the scores are materialised). ``edge_mask[i, j]``: token i attends to token j."""
     q, k = apply_rope(q, angles), apply_rope(k, angles)
     mask = None if edge_mask is None else edge_mask[None]  # same mask for every head
     out = jax.nn.dot_product_attention(q, k, v, mask=mask)

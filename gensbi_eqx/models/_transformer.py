@@ -13,8 +13,9 @@ from ._stack import make_stack, run_stack
 
 class MaskedSelfAttention(eqx.Module):
     """Multi-head self-attention in which token ``i`` attends to token ``j`` iff
-    ``edge_mask[i, j]``. Goes through ``jax.nn.dot_product_attention`` so accelerators use their
-    fused kernels."""
+    ``edge_mask[i, j]``, through ``jax.nn.dot_product_attention`` (XLA's implementation in
+    float32, which materialises the ``(heads, tokens, tokens)`` scores: memory quadratic in
+    the number of tokens, see benchmarks/scale_study.py)."""
 
     query: eqx.nn.Linear
     key_proj: eqx.nn.Linear

@@ -266,7 +266,8 @@ def conditional_reference(
         num_chains: chains; each first draws ``max(2 ceil(num_samples / num_chains), 200)``.
         target_accept_prob: NUTS's step-size target; above numpyro's 0.8 because the curvature
             of ``x ~ N(theta^2, .)`` grows with ``|theta|`` and causes divergences in the tails.
-        max_rhat, min_ess: mixing thresholds (ESS per latent entry, of the pooled output).
+        max_rhat: largest split R-hat accepted per latent entry.
+        min_ess: smallest effective sample size accepted per latent entry, of the pooled output.
         on_poor_mixing: ``"warn"`` (RuntimeWarning), ``"raise"`` (RuntimeError) or ``"ignore"``
             when a check fails or over 1% of transitions diverged.
 
