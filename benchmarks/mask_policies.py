@@ -150,7 +150,7 @@ def write(out: Path, rows: list[dict]) -> None:
     ]
     for (task, policy, sims, train_steps, sampler, steps, num_samples, classifier, machine), group in sorted(groups.items()):
         scores = [float(r["c2st"]) for r in group]
-        paper = PAPER.get((task, policy)) if sims == "10000" else None
+        paper = PAPER.get((task, policy)) if str(sims) == "10000" else None
         lines.append(
             f"| {task} | {policy} | {sims} | {train_steps} | {sampler} {steps} | {num_samples} | "
             f"{statistics.mean(scores):.3f} "
