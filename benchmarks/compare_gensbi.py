@@ -39,8 +39,8 @@ Measures:
    training entry point (``gs.fit``; GenSBI's ``pipeline.train``): GenSBI's flow matching
    with its default fixed-step Euler (``step_size=0.01``: 100 network evaluations), timed as
    ``pipeline.sample`` (which jits a new sampler every call) and as a sampler from
-   ``get_sampler`` called again; ours with ``gs.FlowMatching()`` (adaptive Tsit5, rtol = atol
-   = 1e-5; evaluations counted with diffrax's statistics on up to 1,000 draws, 6 per step + 1)
+   ``get_sampler`` called again; ours with ``gs.FlowMatching()`` (its default: 20 fixed Heun
+   steps, 40 evaluations; an adaptive ODE would be counted with diffrax's statistics)
    and with ``gs.VESDE()`` (Euler-Maruyama, 500 steps). The last repetition's draws are scored
    by C2ST against the reference posterior. ``--our-model`` chooses ours for measures 2 and 4:
    our default Simformer (``Simformer.for_data``, 180,465 parameters) or the matched one.
@@ -403,6 +403,9 @@ class OursWorker:
             return {"nfe": steps, "how": f"Euler-Maruyama, {steps} fixed steps"}
         if sampler != "ode":
             return {"nfe": None, "how": sampler}
+        if est.method.default_steps is not None:
+            steps = est.method.default_steps
+            return {"nfe": 2 * steps, "how": f"Heun, {steps} fixed steps"}
         defaults = inspect.signature(Estimator.sample).parameters
         rtol, atol = defaults["rtol"].default, defaults["atol"].default
         max_steps = inspect.signature(_solve.sample_ode).parameters["max_steps"].default

@@ -98,8 +98,8 @@ class Estimator(eqx.Module):
           (probability-flow ODE: adaptive Tsit5 with ``rtol``/``atol``, or fixed-step Heun when
           ``steps`` is given) or ``"edm"`` (EDM only: Karras et al.'s Heun sampler, ``steps``
           default 18, with stochastic churn ``s_churn``, ``s_min``, ``s_max``, ``s_noise``).
-          Default: the method's own (``"sde"`` for VE/VP, ``"ode"`` for flow matching,
-          ``"edm"`` for EDM).
+          Default: the method's own (``"sde"`` with 500 steps for VE/VP, ``"ode"`` with 20 Heun
+          steps for flow matching, ``"edm"`` with 18 steps for EDM).
         - `constraints`: ``{name: (lower, upper)}`` in user units (numbers or arrays of the
           node's shape; ``None`` / ``-inf`` / ``inf`` for no bound): sample the conditional
           restricted to the box, on parameters or on data nodes alike ("the posterior given
@@ -121,7 +121,9 @@ class Estimator(eqx.Module):
         num_samples = _positive_int(num_samples, "num_samples")
         if steps is not None:
             steps = _positive_int(steps, "steps")
-        sampler = self.method.default_sampler if sampler is None else sampler
+        if sampler is None:
+            sampler = self.method.default_sampler
+            steps = self.method.default_steps if steps is None else steps
         if sampler not in ("sde", "ode", "edm"):
             raise ValueError(f"`sampler` must be 'sde', 'ode' or 'edm', got {sampler!r}.")
         churn = (float(s_churn), float(s_min), float(s_max), float(s_noise))

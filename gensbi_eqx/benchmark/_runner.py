@@ -72,6 +72,14 @@ def _choice(value: str, choices: dict, argument: str) -> None:
         raise ValueError(f"`{argument}` must be one of {sorted(choices)}, got {value!r}.")
 
 
+def _steps_run(method, sampler, steps):
+    """The steps a sample call runs with: the given ones, else a method's default ones when no
+    sampler was named either, else "" (the sampler's own default)."""
+    if steps is None and sampler is None:
+        steps = method.default_steps
+    return "" if steps is None else steps
+
+
 def run(
     key: Key,
     task: str,
@@ -125,7 +133,8 @@ def run(
         "model": model,
         "method": method,
         "sampler": sampler or estimator.method.default_sampler,
-        "steps": "" if steps is None else steps,
+        # The steps the sampler ran with: a method's default ones when neither was given.
+        "steps": _steps_run(estimator.method, sampler, steps),
         "classifier": classifier,
         "train_seconds": round(train_seconds, 1),
         "train_steps": len(estimator.history.train_loss),

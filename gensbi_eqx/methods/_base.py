@@ -40,6 +40,9 @@ class AbstractMethod(eqx.Module):
     t_min: eqx.AbstractClassVar[float]
     prediction: eqx.AbstractClassVar[Literal["noise", "velocity", "denoised"]]
     default_sampler: eqx.AbstractClassVar[Literal["sde", "ode", "edm"]]
+    # Steps of the default sampler when the caller gives neither sampler nor steps; None: the
+    # sampler's own default (SDE 500, EDM 18, ODE adaptive).
+    default_steps: ClassVar[int | None] = None
 
     @abc.abstractmethod
     def alpha_sigma(self, t: ScalarLike) -> tuple[Scalar, Scalar]:
