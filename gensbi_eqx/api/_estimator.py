@@ -10,10 +10,18 @@ import numpy as np
 
 from .._custom_types import Array, ArrayLike, EdgeMask, Key
 from .._sharding import data_parallel
-from ..data import NodeLayout, Standardiser, condition_vector, interval_bounds
+from ..data import NodeData, NodeLayout, Standardiser, interval_bounds, query_vectors
 from ..methods import AbstractMethod
 from ..models import AbstractModel, DependencyMask
-from ..sampling import AbstractDenoiser, ModelDenoiser, interval, linear, log_prob, sample_conditionals
+from ..sampling import (
+    AbstractDenoiser,
+    ModelDenoiser,
+    interval,
+    linear,
+    log_prob,
+    sample_conditionals,
+    with_metadata,
+)
 from ..training import History
 
 
@@ -24,18 +32,16 @@ def _positive_int(value, argument: str) -> int:
 
 
 @eqx.filter_jit
-def _log_prob_batch(denoiser, y, observed, keys, trace, num_probes, rtol, atol):
+def _log_prob_batch(denoiser, y, observed, keys, metadata, trace, num_probes, rtol, atol):
     """`log_prob` over a batch ``(batch, num_nodes)``; one compile per batch size."""
 
-    def one(y_i, observed_i, key_i):
+    def one(y_i, observed_i, key_i, metadata_i):
+        d = denoiser if metadata_i is None else with_metadata(denoiser, metadata_i)
         return log_prob(
-            denoiser, y_i, observed_i, trace=trace, key=key_i, num_probes=num_probes,
-            rtol=rtol, atol=atol,
+            d, y_i, observed_i, trace=trace, key=key_i, num_probes=num_probes, rtol=rtol, atol=atol
         )
 
-    if keys is None:
-        return jax.vmap(lambda y_i, m_i: one(y_i, m_i, None))(y, observed)
-    return jax.vmap(one)(y, observed, keys)
+    return jax.vmap(one)(y, observed, keys, metadata)
 
 
 class Estimator(eqx.Module):
@@ -44,7 +50,8 @@ class Estimator(eqx.Module):
     ``model`` holds the EMA weights chosen by validation; ``standardiser`` maps user units to
     the model's; ``edge_mask`` is what the model attends through (a fixed mask, a
     `DependencyMask` from declared dependencies, or ``None``: dense); ``history`` records the
-    training run.
+    training run; ``time_standardiser`` maps the times of `Observed` nodes to the model's
+    units (``None`` without such nodes).
     """
 
     model: AbstractModel
@@ -53,6 +60,7 @@ class Estimator(eqx.Module):
     standardiser: Standardiser
     edge_mask: EdgeMask | DependencyMask | None = None
     history: History | None = eqx.field(static=True, default=None)
+    time_standardiser: Standardiser | None = None
 
     def __check_init__(self):
         if self.model.num_nodes != self.layout.num_nodes:
@@ -60,6 +68,27 @@ class Estimator(eqx.Module):
                 f"`model` has {self.model.num_nodes} nodes but `layout` has "
                 f"{self.layout.num_nodes}."
             )
+        if self.layout.has_metadata != (self.time_standardiser is not None):
+            raise ValueError(
+                "`time_standardiser` must be given exactly when `layout` has nodes with times, "
+                f"got {self.time_standardiser!r} for {self.layout.metadata_nodes}."
+            )
+
+    def _query(self, condition, predict=None, argument: str = "condition", free: bool = True):
+        """``(given, metadata, predicted)`` of a query (`query_vectors`), with each token's
+        time in the model's units (``None`` without nodes with times); with ``free``, the free
+        points of nodes with times are spread over their training range (else NaN)."""
+        scaler = self.time_standardiser
+        ranges = None
+        if scaler is not None and free:
+            low, width = np.asarray(scaler.mean), np.asarray(scaler.std)
+            ranges = {}
+            for name in self.layout.metadata_nodes:
+                first = self.layout.slices[name].start
+                ranges[name] = (float(low[first]), float(low[first] + width[first]))
+        given, times, predicted = query_vectors(self.layout, condition, predict, argument, ranges)
+        metadata = None if scaler is None else np.asarray(scaler(jnp.asarray(times)))
+        return given, metadata, predicted
 
     @property
     def denoiser(self) -> ModelDenoiser:
@@ -68,7 +97,7 @@ class Estimator(eqx.Module):
     def sample(
         self,
         key: Key,
-        condition: Mapping[str, ArrayLike],
+        condition: Mapping[str, NodeData],
         num_samples: int,
         *,
         sampler: str | None = None,
@@ -85,6 +114,7 @@ class Estimator(eqx.Module):
         resample_steps: int = 0,
         chunk_size: int | None = None,
         devices: Sequence[jax.Device] | int | None = None,
+        predict: Mapping[str, ArrayLike | Sequence] | None = None,
     ) -> dict[str, Array]:
         """Draw from ``p(unobserved | condition)``.
 
@@ -92,8 +122,13 @@ class Estimator(eqx.Module):
         - `key`: a `jax.random` key.
         - `condition`: ``{name: (*batch, d)}`` observed values in user units; NaN entries are not
           observed, and nodes left out are not observed. A leading batch shape samples every
-          conditional at once.
+          conditional at once. A node trained with times takes ``gs.Observed(values, times)``:
+          any number of points up to its ``T``, at any times.
         - `num_samples`: draws per condition.
+        - `predict`: ``{name: times}`` with ``times`` of shape ``(n,)`` or ``(*batch, n)``: also
+          draw the nodes with times at these times (the posterior predictive, from the same
+          reverse process). Observed plus predicted points of a node are at most its ``T``; its
+          other points are drawn at times spread over the training range and dropped.
         - `sampler`: ``"sde"`` (reverse SDE, Euler-Maruyama, ``steps`` default 500), ``"ode"``
           (probability-flow ODE: adaptive Tsit5 with ``rtol``/``atol``, or fixed-step Heun when
           ``steps`` is given) or ``"edm"`` (EDM only: Karras et al.'s Heun sampler, ``steps``
@@ -115,8 +150,10 @@ class Estimator(eqx.Module):
         - `devices`: split the draws over ``None`` (all local devices), a count of local
           devices, or a list of jax devices.
 
-        **Returns:** ``{name: (num_samples, *batch, d)}`` for every node not fully observed, in
-        user units; observed entries of partly observed nodes are the given values, unchanged.
+        **Returns:** ``{name: (num_samples, *batch, d)}`` for every node without times that is
+        not fully observed, in user units (observed entries of partly observed nodes are the
+        given values, unchanged), and ``{name: (num_samples, *batch, n, *channels)}`` for each
+        node in `predict`, at its times in the order given.
         """
         num_samples = _positive_int(num_samples, "num_samples")
         if steps is not None:
@@ -129,7 +166,7 @@ class Estimator(eqx.Module):
         churn = (float(s_churn), float(s_min), float(s_max), float(s_noise))
         if sampler != "edm" and churn != (0.0, 0.0, math.inf, 1.0):
             raise ValueError("`s_churn`, `s_min`, `s_max` and `s_noise` apply to sampler='edm' only.")
-        given = condition_vector(self.layout, condition)
+        given, metadata, predicted = self._query(condition, predict)
         observed = ~np.isnan(given)
         if observed.all(axis=-1).any():
             raise ValueError(
@@ -147,9 +184,11 @@ class Estimator(eqx.Module):
             chunk_size = _positive_int(chunk_size, "chunk_size")
         denoiser = self._guided(constraints, linear_constraints, guidance_scale)
         mask = jnp.asarray(flat_observed)
+        if metadata is not None:
+            metadata = jnp.asarray(np.broadcast_to(metadata, given.shape).reshape(flat_given.shape))
         parallel = data_parallel(devices)
         if parallel is not None:
-            denoiser, y_cond, mask = parallel.replicate((denoiser, y_cond, mask))
+            denoiser, y_cond, mask, metadata = parallel.replicate((denoiser, y_cond, mask, metadata))
         z = sample_conditionals(
             key,
             denoiser,
@@ -164,15 +203,20 @@ class Estimator(eqx.Module):
             int(resample_steps),
             chunk_size,
             parallel,
+            metadata,
         )
         samples = jnp.where(flat_observed, flat_given, self.standardiser.inverse(z))
         samples = samples.reshape((num_samples,) + batch + (self.layout.num_nodes,))
         wanted = [
             name
             for name in self.layout.names
-            if not observed[..., self.layout.slices[name]].all()
+            if name not in self.layout.metadata_nodes
+            and not observed[..., self.layout.slices[name]].all()
         ]
-        return self.layout.unflatten(samples, wanted)
+        result = self.layout.unflatten(samples, wanted)
+        for name, index in predicted.items():
+            result[name] = samples[..., jnp.asarray(index)]
+        return result
 
     def _guided(self, constraints, linear_constraints, scale) -> AbstractDenoiser:
         """The model's denoiser, guided towards the constraints (given in user units)."""
@@ -202,8 +246,8 @@ class Estimator(eqx.Module):
 
     def log_prob(
         self,
-        values: Mapping[str, ArrayLike],
-        condition: Mapping[str, ArrayLike] | None = None,
+        values: Mapping[str, NodeData],
+        condition: Mapping[str, NodeData] | None = None,
         *,
         trace: str = "exact",
         key: Key | None = None,
@@ -228,9 +272,21 @@ class Estimator(eqx.Module):
         Jacobian; see `gensbi_eqx.sampling.log_prob` for what is integrated.
         """
         condition = {} if condition is None else condition
-        point = condition_vector(self.layout, values, "values")
-        given = condition_vector(self.layout, condition, "condition")
+        both_timed = [
+            n for n in self.layout.metadata_nodes if n in values and n in condition
+        ] if isinstance(values, Mapping) and isinstance(condition, Mapping) else []
+        if both_timed:
+            raise ValueError(
+                f"Node(s) {both_timed} have times: give each wholly in `values` or in "
+                "`condition`, not split between them."
+            )
+        point, point_times, _ = self._query(values, None, "values", free=False)
+        given, given_times, _ = self._query(condition, None, "condition", free=False)
         point, given = np.broadcast_arrays(point, given)
+        metadata = None
+        if point_times is not None:
+            # A node with times sits in one of the two; the other holds NaN times for it.
+            metadata = np.where(np.isnan(point_times), given_times, point_times)
         observed = ~np.isnan(given)
         valued = ~np.isnan(point)
         both = observed & valued
@@ -255,11 +311,16 @@ class Estimator(eqx.Module):
         flat_observed = observed.reshape(-1, self.layout.num_nodes)
         y = self.standardiser(jnp.asarray(np.where(observed, given, point)))
         keys = None if key is None else jax.random.split(key, flat_observed.shape[0])
+        if metadata is not None:
+            metadata = jnp.asarray(
+                np.broadcast_to(metadata, point.shape).reshape(flat_observed.shape)
+            )
         log_density = _log_prob_batch(
             self.denoiser,
             y.reshape(flat_observed.shape),
             jnp.asarray(flat_observed),
             keys,
+            metadata,
             trace,
             num_probes,
             rtol,

@@ -5,9 +5,10 @@ from collections.abc import Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 
 from .._custom_types import ArrayLike, EdgeMask, Key
-from ..data import Dependencies, NodeLayout, Standardiser
+from ..data import Dependencies, NodeData, NodeLayout, Standardiser, time_standardiser
 from ..methods import AbstractMethod
 from ..models import MASK_POLICIES, AbstractModel, DependencyMask
 from ..training import PosteriorMasks, StructuredMasks, train
@@ -56,6 +57,21 @@ def _mask_sampler(condition_masks, layout: NodeLayout, parameters, model: Abstra
     return MASK_SAMPLERS[condition_masks](tuple(layout.node_mask(parameters).tolist()))
 
 
+def _check_metadata_tokens(model: AbstractModel, layout: NodeLayout) -> None:
+    """The model must embed times on exactly the scalars of the data's `Observed` nodes."""
+    model_mask = tuple(getattr(model, "has_metadata", ()))
+    if layout.has_metadata and model_mask != layout.metadata_mask():
+        raise ValueError(
+            f"`data` gives times for {list(layout.metadata_nodes)}, but `model` was not built "
+            f"to read them there; build it with {type(model).__name__}.for_data(data, ...)."
+        )
+    if not layout.has_metadata and any(model_mask):
+        raise ValueError(
+            f"`model` reads times on {sum(model_mask)} tokens, but `data` has no gs.Observed "
+            "node; give those nodes as gs.Observed(values, times)."
+        )
+
+
 def _attention(
     edge_mask, dependencies, mask_policy, layout: NodeLayout, model: AbstractModel
 ) -> EdgeMask | DependencyMask | None:
@@ -97,7 +113,7 @@ def _attention(
 def fit(
     key: Key,
     model: AbstractModel,
-    data: Mapping[str, ArrayLike],
+    data: Mapping[str, NodeData],
     *,
     method: AbstractMethod,
     condition_masks: str | Callable | None = None,
@@ -126,7 +142,9 @@ def fit(
       (joint: any conditional) or ``Flux1.for_data(data, condition_on=("x",), key=...)``
       (conditional: ``p(rest | x)`` only).
     - `data`: named arrays with a shared leading ``N``: ``(N, d)``, ``(N, tokens, channels)``, or
-      ``(N,)`` read as ``(N, 1)``. Rows with NaN or inf are refused (and counted).
+      ``(N,)`` read as ``(N, 1)``. Rows with NaN or inf are refused (and counted). A node
+      given as ``gs.Observed(values, times)`` (values ``(N, T)`` or ``(N, T, channels)``) is
+      ``T`` points, each with its time; rows may have different times.
     - `method`: ``VESDE()``, ``VPSDE()``, ``FlowMatching()`` or ``EDM()``.
     - `condition_masks`: for joint models, ``"structured"`` (default; the Simformer paper's
       mixture: any conditional), ``"posterior"`` (only ``p(parameters | rest)``), or a callable
@@ -178,6 +196,7 @@ def fit(
     validation_every = _positive_int(validation_every, "validation_every")
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"`validation_fraction` must lie in [0, 1), got {validation_fraction}.")
+    _check_metadata_tokens(model, layout)
     edge_mask = _attention(edge_mask, dependencies, mask_policy, layout, model)
     sampler = _mask_sampler(condition_masks, layout, parameters, model)
 
@@ -186,15 +205,29 @@ def fit(
     n_val = int(round(validation_fraction * x.shape[0]))
     if x.shape[0] - n_val < 1:
         raise ValueError(f"`data` has {x.shape[0]} rows: too few to hold out a validation set.")
-    x = x[jr.permutation(k_split, x.shape[0])]
+    order = jr.permutation(k_split, x.shape[0])
+    x = x[order]
     x_train, x_val = x[n_val:], x[:n_val]
-    standardiser = Standardiser.fit(x_train) if standardise else Standardiser.identity(x.shape[1])
+    if standardise:
+        # The points of a node with times pool their statistics: they are exchangeable.
+        groups = layout.token_ids() if layout.has_metadata else None
+        standardiser = Standardiser.fit(x_train, groups)
+    else:
+        standardiser = Standardiser.identity(x.shape[1])
+    train_data, val_data = standardiser(x_train), standardiser(x_val) if n_val else None
+    times_scaler = None
+    if layout.has_metadata:
+        times = layout.flatten_times(data)[np.asarray(order)]
+        times_scaler = time_standardiser(layout, times[n_val:])
+        scaled = times_scaler(jnp.asarray(times))
+        train_data = (train_data, scaled[n_val:])
+        val_data = (val_data, scaled[:n_val]) if n_val else None
     trained, history = train(
         k_train,
         model,
         method,
-        standardiser(x_train),
-        standardiser(x_val) if n_val else None,
+        train_data,
+        val_data,
         sampler,
         edge_mask=edge_mask,
         max_steps=max_steps,
@@ -208,4 +241,4 @@ def fit(
         devices=devices,
         progress=progress,
     )
-    return Estimator(trained, method, layout, standardiser, edge_mask, history)
+    return Estimator(trained, method, layout, standardiser, edge_mask, history, times_scaler)

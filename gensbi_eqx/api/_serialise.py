@@ -76,7 +76,9 @@ def _edge_mask_like(header: dict, n: int):
 
 
 def _arrays(estimator: Estimator):
-    return (estimator.model, estimator.standardiser, estimator.edge_mask)
+    # ``time_standardiser`` is None (no leaves) without nodes with times, so files written
+    # before times existed read the same.
+    return (estimator.model, estimator.standardiser, estimator.edge_mask, estimator.time_standardiser)
 
 
 def _read_header(f, path) -> dict:
@@ -113,12 +115,12 @@ def load(path: str | os.PathLike) -> Estimator:
         layout = NodeLayout.from_config(header["layout"])
         model = model_cls(**header["model"]["config"], key=jr.key(0))
         n = layout.num_nodes
-        like = (model, Standardiser.identity(n), _edge_mask_like(header, n))
+        times_like = Standardiser.identity(n) if layout.has_metadata else None
+        like = (model, Standardiser.identity(n), _edge_mask_like(header, n), times_like)
         try:
-            model, standardiser, edge_mask = eqx.tree_deserialise_leaves(f, like)
+            model, standardiser, edge_mask, time_standardiser = eqx.tree_deserialise_leaves(f, like)
         except Exception as error:
             raise ValueError(f"`path` {str(path)!r} is truncated or corrupt: {error}") from error
     history = None if header["history"] is None else History.from_json(header["history"])
-    return Estimator(
-        model, method_cls(**header["method"]["config"]), layout, standardiser, edge_mask, history
-    )
+    method = method_cls(**header["method"]["config"])
+    return Estimator(model, method, layout, standardiser, edge_mask, history, time_standardiser)

@@ -37,6 +37,12 @@ def interval_bounds(layout: NodeLayout, constraints: Mapping) -> tuple[np.ndarra
             f"{type(constraints).__name__}."
         )
     layout.check_names(constraints, "constraints")
+    timed = [name for name in constraints if name in layout.metadata_nodes]
+    if timed:
+        raise ValueError(
+            f"`constraints` on node(s) with times {timed} are not available: which of their "
+            "points a box would bind depends on the query. Constrain nodes without times."
+        )
     lower = np.full(layout.num_nodes, -np.inf, dtype=np.float32)
     upper = np.full(layout.num_nodes, np.inf, dtype=np.float32)
     for name, bounds in constraints.items():

@@ -12,7 +12,8 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, ArrayLike, Float
+from .._custom_types import Array, Float
+from ._observed import NodeData, Observed
 
 
 def _as_array(name: str, value: Any, argument: str) -> Array:
@@ -38,10 +39,15 @@ def _as_array(name: str, value: Any, argument: str) -> Array:
 class NodeLayout(eqx.Module):
     """Ordered node names and their per-example shapes: node ``names[k]`` has shape
     ``shapes[k]`` (``(d,)`` for a vector, ``(tokens, channels)`` for e.g. a multi-channel time
-    series) and owns the flat scalars ``slices[names[k]]`` (C order, channels fastest)."""
+    series) and owns the flat scalars ``slices[names[k]]`` (C order, channels fastest).
+
+    Nodes in ``metadata_nodes`` (given as `Observed` values) are ``T`` points of shape ``(T,)``
+    or ``(T, channels)`` whose scalars each carry a coordinate (a time); their ``T`` is the
+    most points a query can hold."""
 
     names: tuple[str, ...] = eqx.field(static=True)
     shapes: tuple[tuple[int, ...], ...] = eqx.field(static=True)
+    metadata_nodes: tuple[str, ...] = eqx.field(static=True, default=())
 
     def __check_init__(self):
         if not self.names:
@@ -55,13 +61,44 @@ class NodeLayout(eqx.Module):
                 f"Every node needs a non-empty shape of positive ints, got "
                 f"{dict(zip(self.names, self.shapes))}."
             )
+        self.check_names(self.metadata_nodes, "metadata_nodes")
+        for name in self.metadata_nodes:
+            if len(self.shapes[self.names.index(name)]) > 2:
+                raise ValueError(
+                    f"Node {name!r} carries times, so it must have shape (T,) or (T, channels), "
+                    f"got {self.shapes[self.names.index(name)]}."
+                )
 
     @classmethod
-    def from_data(cls, data: Mapping[str, ArrayLike], argument: str = "data") -> "NodeLayout":
-        """The layout of named training data ``{name: (N, *shape) or (N,)}``, in the dict's
-        order."""
+    def from_data(cls, data: Mapping[str, NodeData], argument: str = "data") -> "NodeLayout":
+        """The layout of named training data ``{name: (N, *shape), (N,) or Observed}``, in the
+        dict's order."""
         arrays = validate_data(data, argument)
-        return cls(tuple(arrays), tuple(tuple(int(s) for s in a.shape[1:]) for a in arrays.values()))
+        return cls(
+            tuple(arrays),
+            tuple(tuple(int(s) for s in a.shape[1:]) for a in arrays.values()),
+            tuple(name for name, value in data.items() if isinstance(value, Observed)),
+        )
+
+    @property
+    def has_metadata(self) -> bool:
+        return bool(self.metadata_nodes)
+
+    def token_ids(self) -> tuple[int, ...]:
+        """Which learned ID each scalar uses: its own index, except that the points of a node
+        with times share one ID per channel (the ID of the node's first point), so that they
+        are told apart only by their times and can come in any order."""
+        ids = list(range(self.num_nodes))
+        for name in self.metadata_nodes:
+            part = self.slices[name]
+            channels = self.channels(name)
+            for k in range(part.start, part.stop):
+                ids[k] = part.start + (k - part.start) % channels
+        return tuple(ids)
+
+    def metadata_mask(self) -> tuple[bool, ...]:
+        """``(num_nodes,)``: True on the scalars that carry a coordinate."""
+        return tuple(self.node_mask(self.metadata_nodes).tolist())
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -98,9 +135,10 @@ class NodeLayout(eqx.Module):
                 f"`{argument}` names unknown node(s) {unknown}; the nodes are {list(self.names)}."
             )
 
-    def flatten(self, data: Mapping[str, ArrayLike], argument: str = "data") -> Float[Array, "N num_nodes"]:
+    def flatten(self, data: Mapping[str, NodeData], argument: str = "data") -> Float[Array, "N num_nodes"]:
         """Concatenate named data ``{name: (N, *shape)}`` into ``(N, num_nodes)`` in layout
-        order."""
+        order (the values of `Observed` nodes)."""
+        self._check_metadata_given(data, argument)
         arrays = validate_data(data, argument)
         if tuple(arrays) != self.names:
             missing = [n for n in self.names if n not in arrays]
@@ -116,6 +154,31 @@ class NodeLayout(eqx.Module):
                 )
         return jnp.concatenate([a.reshape(a.shape[0], -1) for a in arrays.values()], axis=1)
 
+    def flatten_times(self, data: Mapping[str, NodeData], argument: str = "data") -> np.ndarray:
+        """``(N, num_nodes)`` float32: the times of the `Observed` nodes' scalars, 0 elsewhere."""
+        self._check_metadata_given(data, argument)
+        n = len(next(iter(validate_data(data, argument).values())))
+        times = np.zeros((n, self.num_nodes), np.float32)
+        for name in self.metadata_nodes:
+            shape = self.shapes[self.names.index(name)]
+            _, node_times = data[name].aligned(f"{argument}[{name!r}]", len(shape))
+            times[:, self.slices[name]] = node_times.reshape(n, -1)
+        return times
+
+    def _check_metadata_given(self, data: Mapping, argument: str) -> None:
+        if not isinstance(data, Mapping):
+            return  # validate_data explains
+        for name, value in data.items():
+            if (name in self.metadata_nodes) != isinstance(value, Observed):
+                raise ValueError(
+                    f"`{argument}[{name!r}]` must be "
+                    + (
+                        "gs.Observed(values, times): the model was trained with its times."
+                        if name in self.metadata_nodes
+                        else "a plain array: the model was trained without times for it."
+                    )
+                )
+
     def unflatten(self, flat: Float[Array, "*batch num_nodes"], names=None) -> dict[str, Array]:
         """Split ``(..., num_nodes)`` into ``{name: (..., *shape)}`` (only ``names`` if given)."""
         names = self.names if names is None else names
@@ -127,19 +190,27 @@ class NodeLayout(eqx.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "NodeLayout":
+        metadata_nodes = tuple(config.get("metadata_nodes", ()))
         if "shapes" in config:
-            return cls(tuple(config["names"]), tuple(tuple(s) for s in config["shapes"]))
-        return cls(tuple(config["names"]), tuple((s,) for s in config["sizes"]))  # before shapes
+            shapes = tuple(tuple(s) for s in config["shapes"])
+        else:
+            shapes = tuple((s,) for s in config["sizes"])  # written before shapes existed
+        return cls(tuple(config["names"]), shapes, metadata_nodes)
 
     def config(self) -> dict[str, Any]:
-        return {"names": list(self.names), "shapes": [list(s) for s in self.shapes]}
+        return {
+            "names": list(self.names),
+            "shapes": [list(s) for s in self.shapes],
+            "metadata_nodes": list(self.metadata_nodes),
+        }
 
 
-def validate_data(data: Mapping[str, ArrayLike], argument: str = "data") -> dict[str, Array]:
+def validate_data(data: Mapping[str, NodeData], argument: str = "data") -> dict[str, Array]:
     """Check named training data and return it as float32 ``{name: (N, *shape)}``.
 
     Refuses: a non-mapping, no nodes, non-string names, mismatched or zero ``N``, and rows with
-    NaN or inf (counted, so the user can find them in their simulator's output).
+    NaN or inf (counted, so the user can find them in their simulator's output). An `Observed`
+    node gives its values; its times must match them (see `Observed`) and be finite.
     """
     if not isinstance(data, Mapping):
         raise TypeError(
@@ -152,7 +223,17 @@ def validate_data(data: Mapping[str, ArrayLike], argument: str = "data") -> dict
     for name, value in data.items():
         if not isinstance(name, str):
             raise TypeError(f"`{argument}` keys must be node names (str), got {name!r}.")
-        arrays[name] = _as_array(name, value, argument)
+        if isinstance(value, Observed):
+            array = _as_array(name, value.values, argument)
+            if array.ndim not in (2, 3):
+                raise ValueError(
+                    f"`{argument}[{name!r}].values` must have shape (N, T) or (N, T, channels), "
+                    f"got {tuple(array.shape)}."
+                )
+            value.aligned(f"{argument}[{name!r}]", array.ndim - 1)  # checks the times
+        else:
+            array = _as_array(name, value, argument)
+        arrays[name] = array
     lengths = {n: int(a.shape[0]) for n, a in arrays.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"Every node of `{argument}` must have the same N (rows), got {lengths}.")

@@ -1,5 +1,7 @@
 """Per-token standardisation, learned from training data and stored with the estimator."""
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax.numpy as jnp
 
@@ -13,9 +15,20 @@ class Standardiser(eqx.Module):
     std: Float[Array, " num_nodes"]
 
     @classmethod
-    def fit(cls, x: Float[Array, "N num_nodes"]) -> "Standardiser":
-        std = jnp.std(x, axis=0)
-        return cls(jnp.mean(x, axis=0), jnp.where(std > 1e-8, std, 1.0))
+    def fit(cls, x: Float[Array, "N num_nodes"], groups: Sequence[int] | None = None) -> "Standardiser":
+        """Mean and std of each token over the rows of ``x``; tokens with the same entry in
+        ``groups`` (e.g. the points of a series, `NodeLayout.token_ids`) pool their statistics,
+        so that exchangeable tokens stay exchangeable."""
+        if groups is None:
+            mean, std = jnp.mean(x, axis=0), jnp.std(x, axis=0)
+        else:
+            groups = jnp.asarray(groups)
+            count = jnp.zeros(x.shape[1]).at[groups].add(x.shape[0])
+            total = jnp.zeros(x.shape[1]).at[groups].add(jnp.sum(x, axis=0))
+            mean = (total / jnp.maximum(count, 1))[groups]
+            squares = jnp.zeros(x.shape[1]).at[groups].add(jnp.sum((x - mean) ** 2, axis=0))
+            std = jnp.sqrt(squares / jnp.maximum(count, 1))[groups]
+        return cls(mean, jnp.where(std > 1e-8, std, 1.0))
 
     @classmethod
     def identity(cls, num_nodes: int) -> "Standardiser":

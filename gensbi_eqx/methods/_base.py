@@ -114,13 +114,15 @@ def network_output(
     y: Tokens,
     condition_mask: ConditionMask,
     edge_mask=None,
+    metadata: Float[Array, " num_nodes"] | None = None,
 ) -> Tokens:
     """The model's raw output at ``(t, y)``: latent tokens are rescaled to unit variance first;
     observed tokens are clean data and enter as they are. The model receives the noise level
     as the method encodes it, ``method.noise_input(t)``. ``edge_mask`` is a fixed
     ``(num_nodes, num_nodes)`` mask, a `DependencyMask` (evaluated at ``condition_mask``), or
-    ``None``."""
+    ``None``; ``metadata`` is each token's coordinate, for models with metadata tokens."""
     t = jnp.asarray(t, dtype=float)
     y_in = jnp.where(condition_mask, y, method.input_scale(t) * y)
     edge_mask = edge_mask_for(edge_mask, condition_mask)
-    return model(method.noise_input(t), y_in, condition_mask, edge_mask=edge_mask)
+    extra = {} if metadata is None else {"metadata": metadata}
+    return model(method.noise_input(t), y_in, condition_mask, edge_mask=edge_mask, **extra)

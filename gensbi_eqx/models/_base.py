@@ -4,6 +4,7 @@ import abc
 from typing import Any
 
 import equinox as eqx
+import numpy as np
 
 from .._custom_types import ConditionMask, EdgeMask, Scalar, Tokens
 
@@ -59,3 +60,70 @@ def check_shapes(**given: tuple[Any, tuple[int, ...]]) -> None:
     for name, (value, shape) in given.items():
         if value is not None and value.shape != shape:
             raise ValueError(f"`{name}` must have shape {shape}, got {value.shape}.")
+
+
+def token_metadata(
+    num_nodes: int, token_ids, has_metadata
+) -> tuple[tuple[int, ...], tuple[bool, ...]]:
+    """Checked ``(token_ids, has_metadata)`` of a joint model, one entry per token; defaults
+    ``arange(num_nodes)`` and all False."""
+    token_ids = tuple(range(num_nodes)) if token_ids is None else tuple(token_ids)
+    has_metadata = (False,) * num_nodes if has_metadata is None else tuple(has_metadata)
+    if len(token_ids) != num_nodes or any(
+        isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < num_nodes
+        for i in token_ids
+    ):
+        raise ValueError(
+            f"`token_ids` must be {num_nodes} ints in [0, {num_nodes}), got {token_ids!r}."
+        )
+    if len(has_metadata) != num_nodes or any(
+        not isinstance(m, (bool, np.bool_)) for m in has_metadata
+    ):
+        raise ValueError(f"`has_metadata` must be {num_nodes} bools, got {has_metadata!r}.")
+    return tuple(int(i) for i in token_ids), tuple(bool(m) for m in has_metadata)
+
+
+def check_metadata(model, metadata) -> None:
+    """A model with metadata tokens needs ``metadata``; one without refuses it."""
+    name = type(model).__name__
+    if any(model.has_metadata) and metadata is None:
+        raise ValueError(
+            f"This {name} embeds the coordinates of {sum(model.has_metadata)} tokens; pass "
+            "`metadata` (num_nodes,)."
+        )
+    if not any(model.has_metadata) and metadata is not None:
+        raise ValueError(
+            f"This {name} has no tokens with metadata, got `metadata`; build it with "
+            f"{name}.for_data(data) on data with gs.Observed nodes."
+        )
+
+
+def layout_metadata(layout) -> dict[str, tuple]:
+    """``for_data``'s defaults for a layout's nodes with times: ``token_ids`` and
+    ``has_metadata`` (nothing for a layout without such nodes)."""
+    if not layout.has_metadata:
+        return {}
+    return {"token_ids": layout.token_ids(), "has_metadata": layout.metadata_mask()}
+
+
+def rope_metadata_hyperparameters(
+    token_ids: tuple[int, ...],
+    has_metadata: tuple[bool, ...],
+    metadata_scale: float | int | None,
+    default_scale: float | int,
+    theta: float | int | None,
+) -> dict[str, Any]:
+    """What a Flux model records of its token metadata: nothing for default IDs without
+    metadata; custom ``token_ids``; or, with metadata, both, the resolved ``metadata_scale``
+    (RoPE position per unit of coordinate) and, unless given, ``theta = 10 * metadata_scale``
+    (positions reach ``metadata_scale``; a base ten times that keeps the slowest rotation below
+    one turn over the range)."""
+    if not any(has_metadata):
+        return {} if token_ids == tuple(range(len(token_ids))) else {"token_ids": token_ids}
+    scale = float(default_scale if metadata_scale is None else metadata_scale)
+    if not scale > 0:
+        raise ValueError(f"`metadata_scale` must be positive, got {metadata_scale!r}.")
+    extra = {"token_ids": token_ids, "has_metadata": has_metadata, "metadata_scale": scale}
+    if theta is None:
+        extra["theta"] = 10.0 * scale
+    return extra

@@ -26,3 +26,21 @@ class GaussianFourierEmbedding(eqx.Module):
         w = jax.lax.stop_gradient(self.frequencies)
         angles = 2 * jnp.pi * w * t
         return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)])
+
+
+class MetadataEmbedding(eqx.Module):
+    """A token's coordinate (e.g. its observation time, scaled to ``[0, 1]`` over the training
+    range) as random Fourier features ``[sin(2 pi w u), cos(2 pi w u)]``, ``w ~ N(0,
+    scale^2)`` fixed, then a learned linear map (Tancik et al. 2020), so that times never seen
+    in training still get a smooth embedding."""
+
+    features: GaussianFourierEmbedding
+    linear: eqx.nn.Linear
+
+    def __init__(self, dim_out: int, *, dim_features: int = 64, scale: float = 4.0, key: Key):
+        k_features, k_linear = jr.split(key)
+        self.features = GaussianFourierEmbedding(dim_features, scale=scale, key=k_features)
+        self.linear = eqx.nn.Linear(dim_features, dim_out, key=k_linear)
+
+    def __call__(self, u: Float[Array, " num_tokens"]) -> Float[Array, "num_tokens dim_out"]:
+        return jax.vmap(lambda v: self.linear(self.features(v)))(u)

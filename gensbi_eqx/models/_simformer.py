@@ -1,6 +1,6 @@
 """The Simformer (Gloeckler et al., "All-in-one simulation-based inference", ICML 2024)."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -9,10 +9,17 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
-from .._custom_types import Array, ArrayLike, ConditionMask, EdgeMask, Float, Key, NodeIds, Scalar, Tokens
-from ..data import NodeLayout
-from ._base import AbstractModel, check_positive_ints, check_shapes
-from ._embeddings import GaussianFourierEmbedding
+from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, NodeIds, Scalar, Tokens
+from ..data import NodeData, NodeLayout
+from ._base import (
+    AbstractModel,
+    check_metadata,
+    check_positive_ints,
+    check_shapes,
+    layout_metadata,
+    token_metadata,
+)
+from ._embeddings import GaussianFourierEmbedding, MetadataEmbedding
 from ._precision import compute_dtype_name
 from ._transformer import Transformer, ensure_diagonal
 
@@ -21,6 +28,12 @@ class Simformer(AbstractModel):
     """One token per scalar variable: ``concat[value embedding, node-ID embedding,
     condition embedding * condition_mask]``, a pre-LN transformer whose attention honours an
     ``edge_mask``, and a linear head giving one number per token.
+
+    Tokens with metadata (``has_metadata``; e.g. the points of a series, each with its time)
+    add a `MetadataEmbedding` of their coordinate to their ID embedding, and share one ID per
+    node and channel (``token_ids``), so they are told apart by their coordinate alone and the
+    model is equivariant to reordering them. `Simformer.for_data` sets both from `Observed`
+    nodes.
 
     The defaults are the paper's "small" configuration (about 180k parameters on two moons).
     ``compute_dtype="bfloat16"`` runs the transformer blocks in bfloat16; parameters and the
@@ -31,9 +44,12 @@ class Simformer(AbstractModel):
     id_embedding: eqx.nn.Embedding
     condition_embedding: Float[Array, " dim_condition"]
     time_embedding: GaussianFourierEmbedding
+    metadata_embedding: MetadataEmbedding | None
     transformer: Transformer
     head: eqx.nn.Linear
     num_nodes: int = eqx.field(static=True)
+    token_ids: tuple[int, ...] = eqx.field(static=True)
+    has_metadata: tuple[bool, ...] = eqx.field(static=True)
     hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True)
 
     def __init__(
@@ -48,9 +64,17 @@ class Simformer(AbstractModel):
         depth: int = 6,
         widening: int = 3,
         dim_time: int = 128,
+        token_ids: Sequence[int] | None = None,
+        has_metadata: Sequence[bool] | None = None,
+        metadata_scale: float = 4.0,
         compute_dtype: DTypeLike = "float32",
         key: Key,
     ):
+        """**Arguments** beyond the widths: `token_ids` ``(num_nodes,)``, the learned ID of each
+        token (default ``arange``); `has_metadata` ``(num_nodes,)`` bools, the tokens that
+        take a coordinate in ``metadata`` (default none); `metadata_scale`, the standard
+        deviation of the coordinate's Fourier frequencies (coordinates are scaled to ``[0, 1]``
+        over the training range, so 4 resolves a few dozen distinct points)."""
         hyper = dict(
             dim_value=dim_value,
             dim_id=dim_id,
@@ -65,28 +89,47 @@ class Simformer(AbstractModel):
         if dim_time % 2:
             raise ValueError(f"`dim_time` must be even (sin and cos pairs), got {dim_time}.")
         hyper["compute_dtype"] = compute_dtype_name(compute_dtype)
-        kv, ki, kc, kt, kf, kh = jr.split(key, 6)
+        token_ids, has_metadata = token_metadata(num_nodes, token_ids, has_metadata)
+        if any(has_metadata):
+            hyper.update(
+                token_ids=list(token_ids), has_metadata=list(has_metadata),
+                metadata_scale=float(metadata_scale),
+            )
+        elif token_ids != tuple(range(num_nodes)):
+            hyper["token_ids"] = list(token_ids)
+        kv, ki, kc, kt, kf, kh, km = jr.split(key, 7)
         dim = dim_value + dim_id + dim_condition
         self.value_embedding = eqx.nn.Linear("scalar", dim_value, key=kv)
         self.id_embedding = eqx.nn.Embedding(num_nodes, dim_id, key=ki)
         self.condition_embedding = 0.5 * jr.normal(kc, (dim_condition,))
         self.time_embedding = GaussianFourierEmbedding(dim_time, key=kt)
+        self.metadata_embedding = (
+            MetadataEmbedding(dim_id, scale=metadata_scale, key=km) if any(has_metadata) else None
+        )
         self.transformer = Transformer(
             dim, dim_time, depth, num_heads, head_dim, widening,
             compute_dtype=hyper["compute_dtype"], key=kf,
         )
         self.head = eqx.nn.Linear(dim, "scalar", key=kh)
         self.num_nodes = num_nodes
-        self.hyperparameters = tuple(hyper.items())
+        self.token_ids = token_ids
+        self.has_metadata = has_metadata
+        self.hyperparameters = tuple(
+            (k, tuple(v) if isinstance(v, list) else v) for k, v in hyper.items()
+        )
 
     @classmethod
-    def for_data(cls, data: Mapping[str, ArrayLike], *, key: Key, **hyperparameters) -> "Simformer":
-        """A Simformer with one token per scalar of the named data ``{name: (N, d) or (N,)}``."""
-        return cls(NodeLayout.from_data(data).num_nodes, key=key, **hyperparameters)
+    def for_data(cls, data: Mapping[str, NodeData], *, key: Key, **hyperparameters) -> "Simformer":
+        """A Simformer with one token per scalar of the named data ``{name: (N, d) or (N,)}``;
+        the scalars of `Observed` nodes take their times as metadata."""
+        layout = NodeLayout.from_data(data)
+        hyperparameters = {**layout_metadata(layout), **hyperparameters}
+        return cls(layout.num_nodes, key=key, **hyperparameters)
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"num_nodes": self.num_nodes, **dict(self.hyperparameters)}
+        hyper = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparameters}
+        return {"num_nodes": self.num_nodes, **hyper}
 
     def __call__(
         self,
@@ -96,20 +139,27 @@ class Simformer(AbstractModel):
         *,
         node_ids: NodeIds | None = None,
         edge_mask: EdgeMask | None = None,
+        metadata: Float[Array, " num_nodes"] | None = None,
     ) -> Tokens:
         """See `AbstractModel`; ``node_ids (num_nodes,)`` selects each token's learned ID
-        (default ``arange``; out-of-range ids are clamped by the lookup, not caught)."""
+        (default ``token_ids``; out-of-range ids are clamped by the lookup, not caught);
+        ``metadata (num_nodes,)`` is each token's coordinate, read where ``has_metadata``
+        (required then)."""
         n = self.num_nodes
         check_shapes(
             x=(x, (n,)), condition_mask=(condition_mask, (n,)), node_ids=(node_ids, (n,)),
-            edge_mask=(edge_mask, (n, n)),
+            edge_mask=(edge_mask, (n, n)), metadata=(metadata, (n,)),
         )
+        check_metadata(self, metadata)
         if node_ids is None:
-            node_ids = jnp.arange(n)
+            node_ids = jnp.asarray(self.token_ids)
         if edge_mask is not None:
             edge_mask = ensure_diagonal(edge_mask)
         values = jax.vmap(self.value_embedding)(x)
         ids = jax.vmap(self.id_embedding)(node_ids)
+        if self.metadata_embedding is not None:
+            where = jnp.asarray(self.has_metadata)[:, None]
+            ids = ids + jnp.where(where, self.metadata_embedding(metadata), 0.0)
         conditions = condition_mask[:, None] * self.condition_embedding
         tokens = jnp.concatenate([values, ids, conditions], axis=-1)
         h = self.transformer(tokens, self.time_embedding(t), edge_mask)  # float32 out

@@ -2,6 +2,7 @@
 
 from ._denoiser import AbstractDenoiser as AbstractDenoiser
 from ._denoiser import ModelDenoiser as ModelDenoiser
+from ._denoiser import with_metadata as with_metadata
 from ._edm import sample_edm as sample_edm
 from ._guidance import AbstractGuidedDenoiser as AbstractGuidedDenoiser
 from ._guidance import IntervalGuidance as IntervalGuidance
@@ -26,4 +27,5 @@ __all__ = [
     "sample_edm",
     "sample_ode",
     "sample_sde",
+    "with_metadata",
 ]

@@ -3,11 +3,13 @@ estimates ``(x0_hat, eps_hat)``; a trained model wrapped with its method is one,
 Gaussian is another, and a guidance transform is a denoiser wrapping a denoiser."""
 
 import abc
+import dataclasses
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
-from .._custom_types import ConditionMask, EdgeMask, Scalar, ScalarLike, Tokens
+from .._custom_types import Array, ConditionMask, EdgeMask, Float, Scalar, ScalarLike, Tokens
 from ..methods import AbstractMethod, network_output
 from ..models import AbstractModel, DependencyMask
 
@@ -37,12 +39,27 @@ class AbstractDenoiser(eqx.Module):
 
 
 class ModelDenoiser(AbstractDenoiser):
-    """A trained model read through its method's parametrisation."""
+    """A trained model read through its method's parametrisation; ``metadata`` holds the
+    tokens' coordinates for a model with metadata tokens (see `with_metadata`)."""
 
     model: AbstractModel
     method: AbstractMethod
     edge_mask: EdgeMask | DependencyMask | None = None
+    metadata: Float[Array, " num_nodes"] | None = None
 
     def __call__(self, t: Scalar, y: Tokens, condition_mask: ConditionMask) -> tuple[Tokens, Tokens]:
-        output = network_output(self.model, self.method, t, y, condition_mask, self.edge_mask)
+        output = network_output(
+            self.model, self.method, t, y, condition_mask, self.edge_mask, self.metadata
+        )
         return self.method.denoise(output, t, y)
+
+
+def with_metadata(denoiser: AbstractDenoiser, metadata: Float[Array, " num_nodes"]) -> AbstractDenoiser:
+    """``denoiser`` with every `ModelDenoiser` inside it (e.g. under guidance) reading the
+    token coordinates ``metadata``; used per condition inside ``vmap``."""
+    is_model = lambda node: isinstance(node, ModelDenoiser)
+    return jax.tree.map(
+        lambda node: dataclasses.replace(node, metadata=metadata) if is_model(node) else node,
+        denoiser,
+        is_leaf=is_model,
+    )

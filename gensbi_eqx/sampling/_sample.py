@@ -10,7 +10,7 @@ import jax.random as jr
 
 from .._custom_types import Array, Bool, Float, Key
 from .._sharding import DataParallel
-from ._denoiser import AbstractDenoiser
+from ._denoiser import AbstractDenoiser, with_metadata
 from ._edm import sample_edm
 from ._solve import _check_resample_steps, sample_ode, sample_sde
 
@@ -34,6 +34,7 @@ def sample_conditionals(
     resample_steps: int = 0,
     chunk_size: int | None = None,
     parallel: DataParallel | None = None,
+    metadata: Float[Array, "batch num_nodes"] | None = None,
 ) -> Float[Array, "num_samples batch num_nodes"]:
     """``num_samples`` independent draws for each of the ``batch`` conditions.
 
@@ -55,6 +56,8 @@ def sample_conditionals(
       chunking, so results agree up to floating-point rounding. ``None``: all at once.
     - `parallel`: split each chunk over several devices (``gensbi_eqx._sharding``); the
       denoiser and conditions must be replicated on them.
+    - `metadata`: each condition's token coordinates, for a model with metadata tokens
+      (`with_metadata`).
 
     **Returns:** ``(num_samples, batch, num_nodes)``. Observed entries (``condition_mask``) of
     ``y_cond`` come back unchanged. Conditions and masks are traced: a new observation of the
@@ -76,21 +79,21 @@ def sample_conditionals(
     batch = y_cond.shape[0]
     keys = jr.split(key, (num_samples, batch))
     if sampler == "sde":
-        one = lambda k, y, m: sample_sde(
+        one = lambda k, y, m, d: sample_sde(
             k,
-            denoiser,
+            d,
             y,
             m,
             steps=500 if steps is None else steps,
             resample_steps=resample_steps,
         )
     elif sampler == "ode":
-        one = lambda k, y, m: sample_ode(k, denoiser, y, m, steps=steps, rtol=rtol, atol=atol)
+        one = lambda k, y, m, d: sample_ode(k, d, y, m, steps=steps, rtol=rtol, atol=atol)
     elif sampler == "edm":
         s_churn, s_min, s_max, s_noise = churn
-        one = lambda k, y, m: sample_edm(
+        one = lambda k, y, m, d: sample_edm(
             k,
-            denoiser,
+            d,
             y,
             m,
             steps=18 if steps is None else steps,
@@ -101,9 +104,18 @@ def sample_conditionals(
         )
     else:
         raise ValueError(f"`sampler` must be 'sde', 'ode' or 'edm', got {sampler!r}.")
+    bind = metadata is not None
+    if not bind:
+        metadata = jnp.zeros((batch, 0))  # a stand-in that vmap can slice
+
+    def one_with_metadata(k, y, m, meta):
+        return one(k, y, m, with_metadata(denoiser, meta) if bind else denoiser)
+
     if chunk_size is None and parallel is None:
-        over_conditions = jax.vmap(one, in_axes=(0, 0, 0))
-        return jax.vmap(over_conditions, in_axes=(0, None, None))(keys, y_cond, condition_mask)
+        over_conditions = jax.vmap(one_with_metadata, in_axes=(0, 0, 0, 0))
+        return jax.vmap(over_conditions, in_axes=(0, None, None, None))(
+            keys, y_cond, condition_mask, metadata
+        )
     # Pair k is draw k // batch of condition k % batch, with the key it has unchunked.
     n = num_samples * batch
     size = n if chunk_size is None else min(chunk_size, n)
@@ -118,7 +130,9 @@ def sample_conditionals(
         if parallel is not None:
             pairs = parallel.constrain(pairs)
         cond = pairs % batch
-        return jax.vmap(one)(flat_keys[pairs], y_cond[cond], condition_mask[cond])
+        return jax.vmap(one_with_metadata)(
+            flat_keys[pairs], y_cond[cond], condition_mask[cond], metadata[cond]
+        )
 
     draws = jax.lax.map(chunk, jnp.arange(num_chunks)).reshape(num_chunks * size, -1)[:n]
     return draws.reshape(num_samples, batch, -1)

@@ -21,6 +21,8 @@ from ._loss import batch_loss
 from ._masks import never_all_observed
 
 MaskSampler = Callable[[Key, int], ConditionMask]
+# Tokens ``(n, num_nodes)``, or the pair (tokens, metadata) for models with metadata tokens.
+TrainingData = Float[Array, "_n num_nodes"] | tuple[Float[Array, "_n num_nodes"], Float[Array, "_n num_nodes"]]
 
 
 def paper_schedule(learning_rate: float, max_steps: int, decay_start: float = 0.5) -> optax.Schedule:
@@ -47,6 +49,19 @@ def _ema(decay, ema, model):
     return eqx.combine(mixed, static)
 
 
+def split_training_data(x):
+    """Training data as ``(tokens, metadata)``: an array ``(n, num_nodes)`` has no metadata; a
+    pair ``(tokens, metadata)`` of such arrays gives each token's coordinate."""
+    if isinstance(x, tuple):
+        if len(x) != 2 or x[0].shape != x[1].shape:
+            raise ValueError(
+                "Training data must be tokens (n, num_nodes) or a pair (tokens, metadata) of "
+                f"the same shape, got {jax.tree.map(jnp.shape, x)}."
+            )
+        return x
+    return x, None
+
+
 def _update_fn(
     method: AbstractMethod,
     mask_sampler: MaskSampler,
@@ -58,16 +73,20 @@ def _update_fn(
     parallel: DataParallel | None = None,
 ) -> Callable:
     """One optimizer and EMA step, not jitted: ``(x_train, model, ema, opt_state, key, i) ->
-    (model, ema, opt_state, loss)``. With ``parallel``, the batch is split over the devices."""
+    (model, ema, opt_state, loss)``; ``x_train`` is ``(n, num_nodes)`` or a pair ``(tokens,
+    metadata)`` (`split_training_data`). With ``parallel``, the batch is split over the
+    devices."""
 
     def update(x_train, model, ema, opt_state, key, i):
         k_batch, k_mask, k_loss = jr.split(key, 3)
-        x0 = x_train[jr.randint(k_batch, (batch_size,), 0, x_train.shape[0])]
+        tokens, metadata = split_training_data(x_train)
+        rows = jr.randint(k_batch, (batch_size,), 0, tokens.shape[0])
+        x0, metadata = tokens[rows], None if metadata is None else metadata[rows]
         masks = _masks(mask_sampler, k_mask, batch_size, num_nodes)
         if parallel is not None:
-            x0, masks = parallel.constrain(x0), parallel.constrain(masks)
+            x0, masks, metadata = parallel.constrain((x0, masks, metadata))
         loss, grads = eqx.filter_value_and_grad(batch_loss)(
-            model, method, x0, masks, k_loss, edge_mask
+            model, method, x0, masks, k_loss, edge_mask, metadata
         )
         updates, opt_state = optimizer.update(
             grads, opt_state, eqx.filter(model, eqx.is_inexact_array)
@@ -154,8 +173,8 @@ def train(
     key: Key,
     model: AbstractModel,
     method: AbstractMethod,
-    x_train: Float[Array, "n_train num_nodes"],
-    x_val: Float[Array, "n_val num_nodes"] | None,
+    x_train: TrainingData,
+    x_val: TrainingData | None,
     mask_sampler: MaskSampler,
     *,
     edge_mask: EdgeMask | DependencyMask | None = None,
@@ -172,6 +191,9 @@ def train(
 ) -> tuple[AbstractModel, History]:
     """Train ``model`` on standardised tokens; return its best EMA weights and the history.
 
+    ``x_train``/``x_val``: tokens ``(n, num_nodes)``, or pairs ``(tokens, metadata)`` for a
+    model with metadata tokens (each token's coordinate, scaled as the model expects).
+
     Batches are drawn with replacement on the device; each example gets its own condition mask
     from ``mask_sampler``. Up to ``steps_per_call`` steps run per dispatch
     (`make_fused_train_steps`); the host only looks at the losses between calls. With
@@ -182,7 +204,7 @@ def train(
     are replicated; the result lives on the first device.
     """
     start_time = time.perf_counter()
-    num_nodes = x_train.shape[1]
+    num_nodes = split_training_data(x_train)[0].shape[1]
     parallel = data_parallel(devices)
     check_divisible(batch_size, parallel, "batch_size")
     optimizer = optimizer_for(learning_rate, max_steps, gradient_clip)
@@ -198,8 +220,9 @@ def train(
 
     @eqx.filter_jit
     def validation_loss(ema, x_val, key):
-        masks = _masks(mask_sampler, jr.fold_in(key, 1), x_val.shape[0], num_nodes)
-        return batch_loss(ema, method, x_val, masks, key, edge_mask)
+        tokens, metadata = split_training_data(x_val)
+        masks = _masks(mask_sampler, jr.fold_in(key, 1), tokens.shape[0], num_nodes)
+        return batch_loss(ema, method, tokens, masks, key, edge_mask, metadata)
 
     step_key, val_key = jr.split(key)
     ema = model

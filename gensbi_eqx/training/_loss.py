@@ -16,15 +16,17 @@ def example_loss(
     condition_mask: ConditionMask,
     key: Key,
     edge_mask: EdgeMask | DependencyMask | None = None,
+    metadata: Float[Array, " num_nodes"] | None = None,
 ) -> Scalar:
     """Squared error of the network against the method's target on the latent tokens of one
-    example; observed tokens are never noised and contribute zero."""
+    example; observed tokens are never noised and contribute zero. ``metadata``: the tokens'
+    coordinates, for models with metadata tokens."""
     k_t, k_eps = jr.split(key)
     t = method.sample_time(k_t)
     eps = jr.normal(k_eps, x0.shape)
     alpha, sigma = method.alpha_sigma(t)
     y = jnp.where(condition_mask, x0, alpha * x0 + sigma * eps)
-    output = network_output(model, method, t, y, condition_mask, edge_mask)
+    output = network_output(model, method, t, y, condition_mask, edge_mask, metadata)
     error = (output - method.target(x0, eps, t)) ** 2
     return jnp.mean(jnp.where(condition_mask, 0.0, error))
 
@@ -36,8 +38,11 @@ def batch_loss(
     condition_masks: Bool[Array, "batch num_nodes"],
     key: Key,
     edge_mask: EdgeMask | DependencyMask | None = None,
+    metadata: Float[Array, "batch num_nodes"] | None = None,
 ) -> Scalar:
-    """Mean of ``example_loss`` over a batch."""
+    """Mean of ``example_loss`` over a batch (``metadata``: each example's token
+    coordinates)."""
     keys = jr.split(key, x0.shape[0])
-    per_example = jax.vmap(example_loss, in_axes=(None, None, 0, 0, 0, None))
-    return jnp.mean(per_example(model, method, x0, condition_masks, keys, edge_mask))
+    in_axes = (None, None, 0, 0, 0, None, None if metadata is None else 0)
+    per_example = jax.vmap(example_loss, in_axes=in_axes)
+    return jnp.mean(per_example(model, method, x0, condition_masks, keys, edge_mask, metadata))
