@@ -10,9 +10,17 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from .._custom_types import Array, ArrayLike, ConditionMask, EdgeMask, Float, Key, Scalar, Tokens
-from ..data import NodeLayout
-from ._base import AbstractModel, check_positive_ints, check_shapes
+from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, Scalar, Tokens
+from ..data import NodeData, NodeLayout
+from ._base import (
+    AbstractModel,
+    check_metadata,
+    check_positive_ints,
+    check_shapes,
+    layout_metadata,
+    rope_metadata_hyperparameters,
+    token_metadata,
+)
 from ._flux_blocks import (
     DoubleStreamBlock,
     FinalLayer,
@@ -20,9 +28,10 @@ from ._flux_blocks import (
     TimeEmbedding,
     check_flux_hyperparameters,
 )
-from ._ids import IdEmbedding, rope_angles
+from ._ids import IdEmbedding, check_metadata_strategy, metadata_rope_positions, rope_angles
 from ._precision import compute_dtype_name
 from ._stack import make_stack, run_stack
+
 
 def _channels_of(layout: NodeLayout, names, role: str) -> int:
     channels = {name: layout.channels(name) for name in names}
@@ -37,6 +46,40 @@ def _grid_of(layout: NodeLayout, names) -> tuple[int, int] | None:
     """A single ``(height, width, channels)`` node is a grid of tokens."""
     shapes = [layout.shapes[layout.names.index(n)] for n in names]
     return tuple(shapes[0][:2]) if len(shapes) == 1 and len(shapes[0]) == 3 else None
+
+
+def _check_one_time_per_token(data: Mapping[str, NodeData], layout: NodeLayout) -> None:
+    """A Flux1 token is a row of channels with one RoPE position: refuse per-channel times."""
+    for name in layout.metadata_nodes:
+        shape = layout.shapes[layout.names.index(name)]
+        _, times = data[name].aligned(f"data[{name!r}]", len(shape))
+        if len(shape) == 2 and not (times == times[..., :1]).all():
+            raise ValueError(
+                f"`data[{name!r}].times` differ between the channels of a point; Flux1 reads one "
+                "time per token (a row of channels), so values (N, T, C) need times (T,) or "
+                "(N, T). Use Flux1Joint or the Simformer for a time per channel."
+            )
+
+
+def _local_ids(index: np.ndarray, token_ids: tuple[int, ...], stream: str) -> np.ndarray:
+    """Stream-local ID of each token of a stream (``index``: its ``(tokens, channels)`` flat
+    positions): the position in the stream of the token whose first scalar is
+    ``token_ids[first scalar]``."""
+    position = {int(first): k for k, first in enumerate(index[:, 0])}
+    shared = [token_ids[first] for first in index[:, 0]]
+    unknown = sorted({s for s in shared if s not in position})
+    if unknown:
+        raise ValueError(
+            f"`token_ids` must map the first scalar of each {stream} token to the first scalar "
+            f"of a {stream} token (Flux1 has one ID per token), got ids {unknown} for the "
+            f"{stream} tokens starting at {index[:, 0].tolist()}."
+        )
+    return np.array([position[s] for s in shared], dtype=np.int32)
+
+
+def _shared(default: Array, local: np.ndarray) -> Array:
+    """The default ids of the tokens whose IDs the stream's tokens use."""
+    return default if (local == np.arange(len(local))).all() else default[local]
 
 
 class Flux1(AbstractModel):
@@ -56,9 +99,16 @@ class Flux1(AbstractModel):
 
     ``id_embedding_strategy = (obs_kind, cond_kind)``, each one of ``absolute``, ``pos1d``,
     ``pos2d``, ``rope1d``, ``rope2d``, ``rope``; 2-D kinds need ``obs_grid``/``cond_grid``
-    ``(height, width)``. ``theta`` is the RoPE base (default ``10 * dim_obs``). Defaults
+    ``(height, width)``. ``theta`` is the RoPE base (default ``10 * dim_obs``, or ``10 *
+    metadata_scale`` with metadata tokens). Defaults
     follow the GenSBI model card (about 10 features per head, twice as many single- as
     double-stream blocks).
+
+    Tokens with metadata (``has_metadata``; e.g. the points of a series, each with its time)
+    are rotated by RoPE at the real-valued position ``metadata * metadata_scale`` (axis 0, in
+    either stream), and share one ID per node (``token_ids``), so they are told apart by their
+    coordinate alone and the model is equivariant to reordering them. A token reads the
+    metadata and ID of its first scalar. `Flux1.for_data` sets both from `Observed` nodes.
     """
 
     obs_in: eqx.nn.Linear
@@ -70,6 +120,8 @@ class Flux1(AbstractModel):
     single_blocks: SingleStreamBlock | None
     final_layer: FinalLayer
     conditioned: tuple[bool, ...] = eqx.field(static=True)
+    token_ids: tuple[int, ...] = eqx.field(static=True)
+    has_metadata: tuple[bool, ...] = eqx.field(static=True)
     hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True)
 
     def __init__(
@@ -90,9 +142,32 @@ class Flux1(AbstractModel):
         obs_grid: Sequence[int] | None = None,
         cond_grid: Sequence[int] | None = None,
         conditioned: Sequence[bool] | None = None,
+        token_ids: Sequence[int] | None = None,
+        has_metadata: Sequence[bool] | None = None,
+        metadata_scale: float | int | None = None,
         compute_dtype: DTypeLike = "float32",
         key: Key,
     ):
+        """**Arguments:**
+        - `dim_obs`, `dim_cond`: obs and cond tokens per example.
+        - `in_channels`, `context_in_dim`: scalars per obs and per cond token.
+        - `mlp_ratio`, `num_heads`, `depth`, `depth_single_blocks`, `axes_dim`, `qkv_bias`: the
+          widths; ``hidden = sum(axes_dim) * num_heads``.
+        - `theta`, `id_embedding_strategy`, `obs_grid`, `cond_grid`: see above.
+        - `conditioned`: ``(num_nodes,)`` bools, the scalars conditioned on (default: the obs
+          scalars first, then the cond scalars).
+        - `token_ids`: ``(num_nodes,)``, per scalar; a token's ID (table row or ``pos1d``
+          index in its stream) is that of the token whose first scalar is
+          ``token_ids[its first scalar]`` (default ``arange``: its own).
+        - `has_metadata`: ``(num_nodes,)`` bools, the scalars that take a coordinate in
+          ``metadata`` (default none), the same for the channels of a token; a stream with such
+          tokens needs the ID strategy ``absolute`` or ``pos1d``.
+        - `metadata_scale`: RoPE position per unit of coordinate (default
+          ``dim_obs + dim_cond``: coordinates scaled to ``[0, 1]`` span as many positions as
+          there are tokens).
+        - `compute_dtype`: dtype of the blocks (parameters stay float32).
+        - `key`: a `jax.random` key.
+        """
         check_positive_ints(
             dim_obs=dim_obs, dim_cond=dim_cond, in_channels=in_channels, context_in_dim=context_in_dim
         )
@@ -132,6 +207,27 @@ class Flux1(AbstractModel):
         if depth + depth_single_blocks < 1:
             raise ValueError("`depth` + `depth_single_blocks` must be >= 1, got 0.")
         obs_kind, cond_kind = hyper["id_embedding_strategy"]
+        num_nodes = num_obs + num_cond
+        token_ids, has_metadata = token_metadata(num_nodes, token_ids, has_metadata)
+        flags = np.asarray(has_metadata)
+        is_cond = np.asarray(conditioned)
+        obs_index = np.flatnonzero(~is_cond).reshape(dim_obs, in_channels)
+        cond_index = np.flatnonzero(is_cond).reshape(dim_cond, context_in_dim)
+        for stream, index, kind in (("obs", obs_index, obs_kind), ("cond", cond_index, cond_kind)):
+            token_flags = flags[index]
+            if (token_flags != token_flags[:, :1]).any():
+                raise ValueError(
+                    f"`has_metadata` must be the same for the channels of each {stream} token "
+                    "(a token has one coordinate)."
+                )
+            _local_ids(index, token_ids, stream)
+            if token_flags.any():
+                check_metadata_strategy(kind, f"id_embedding_strategy ({stream} stream)")
+        hyper.update(
+            rope_metadata_hyperparameters(
+                token_ids, has_metadata, metadata_scale, float(dim_obs + dim_cond), theta
+            )
+        )
         k = jr.split(key, 8)
         self.obs_in = eqx.nn.Linear(in_channels, hidden, key=k[0])
         self.cond_in = eqx.nn.Linear(context_in_dim, hidden, key=k[1])
@@ -153,12 +249,14 @@ class Flux1(AbstractModel):
         )
         self.final_layer = FinalLayer(hidden, in_channels, key=k[7])
         self.conditioned = conditioned
+        self.token_ids = token_ids
+        self.has_metadata = has_metadata
         self.hyperparameters = tuple(hyper.items())
 
     @classmethod
     def for_data(
         cls,
-        data: Mapping[str, ArrayLike],
+        data: Mapping[str, NodeData],
         *,
         condition_on: str | Sequence[str],
         key: Key,
@@ -168,9 +266,14 @@ class Flux1(AbstractModel):
 
         Channels follow the data: a node shaped ``(N, tokens, channels)`` gives ``tokens``
         tokens of ``channels`` scalars; ``(N, d)`` gives ``d`` one-channel tokens. A single node
-        shaped ``(N, height, width, channels)`` is a grid for the 2-D ID strategies.
+        shaped ``(N, height, width, channels)`` is a grid for the 2-D ID strategies. The tokens
+        of `Observed` nodes take their times as metadata, one time per token: values
+        ``(N, T, C)`` need times ``(T,)`` or ``(N, T)`` (or the same for every channel).
         """
         layout = NodeLayout.from_data(data)
+        if layout.has_metadata:
+            _check_one_time_per_token(data, layout)
+        hyperparameters = {**layout_metadata(layout), **hyperparameters}
         condition_on = (condition_on,) if isinstance(condition_on, str) else tuple(condition_on)
         layout.check_names(condition_on, "condition_on")
         inferred = tuple(n for n in layout.names if n not in condition_on)
@@ -204,7 +307,11 @@ class Flux1(AbstractModel):
 
     @property
     def config(self) -> dict[str, Any]:
-        return {**dict(self.hyperparameters), "conditioned": list(self.conditioned)}
+        hyper = dict(self.hyperparameters)
+        for name in ("token_ids", "has_metadata"):
+            if name in hyper:
+                hyper[name] = list(hyper[name])
+        return {**hyper, "conditioned": list(self.conditioned)}
 
     def _indices(self):
         """Static ``(dim_obs, in_channels)`` and ``(dim_cond, context_in_dim)`` positions of the
@@ -224,14 +331,19 @@ class Flux1(AbstractModel):
         edge_mask: EdgeMask | None = None,
         obs_ids: Float[Array, "dim_obs axes_obs"] | None = None,
         cond_ids: Float[Array, "dim_cond axes_cond"] | None = None,
+        metadata: Float[Array, " num_nodes"] | None = None,
     ) -> Tokens:
         """Returns ``(num_nodes,)``: the output at the obs scalars, zero at the cond scalars.
 
         ``obs_ids``/``cond_ids`` override the default token positions (e.g. real-valued
-        observation times for ``rope1d``), shaped like ``IdEmbedding.default_ids()``.
+        observation times for ``rope1d``), shaped like ``IdEmbedding.default_ids()``;
+        ``metadata (num_nodes,)`` is each scalar's coordinate, read at the first scalar of
+        each token with metadata (required then) as its RoPE position
+        ``metadata * metadata_scale``, also when ids are given.
         """
         n = self.num_nodes
-        check_shapes(x=(x, (n,)), condition_mask=(condition_mask, (n,)))
+        check_shapes(x=(x, (n,)), condition_mask=(condition_mask, (n,)), metadata=(metadata, (n,)))
+        check_metadata(self, metadata)
         if edge_mask is not None:
             raise ValueError(
                 "Flux1 does not take an `edge_mask` (its attention is dense); use Flux1Joint or "
@@ -242,13 +354,22 @@ class Flux1(AbstractModel):
         obs_index, cond_index = self._indices()
         obs_default, cond_default = self.obs_ids.default_ids(), self.cond_ids.default_ids()
         check_shapes(obs_ids=(obs_ids, obs_default.shape), cond_ids=(cond_ids, cond_default.shape))
-        obs_ids = obs_default if obs_ids is None else obs_ids
-        cond_ids = cond_default if cond_ids is None else cond_ids
+        if obs_ids is None:
+            obs_ids = _shared(obs_default, _local_ids(obs_index, self.token_ids, "obs"))
+        if cond_ids is None:
+            cond_ids = _shared(cond_default, _local_ids(cond_index, self.token_ids, "cond"))
         obs = jax.vmap(self.obs_in)(x[obs_index]) + self.obs_ids.additive(obs_ids)
         cond = jax.vmap(self.cond_in)(x[cond_index]) + self.cond_ids.additive(cond_ids)
         positions = jnp.concatenate(
             [self.cond_ids.rope_positions(cond_ids), self.obs_ids.rope_positions(obs_ids)]
         )
+        if any(self.has_metadata):
+            first = np.concatenate([cond_index[:, 0], obs_index[:, 0]])  # joint order
+            positions = metadata_rope_positions(
+                positions,
+                np.asarray(self.has_metadata)[first],
+                metadata[first] * hyper["metadata_scale"],
+            )
         angles = rope_angles(positions, hyper["axes_dim"], hyper["theta"])
         vec = self.time_embedding(t)
         low = vec.astype(dtype)

@@ -8,12 +8,21 @@ from jax.typing import DTypeLike
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 
-from .._custom_types import Array, ArrayLike, ConditionMask, EdgeMask, Float, Key, Scalar, Tokens
-from ..data import NodeLayout
-from ._base import AbstractModel, check_positive_ints, check_shapes
+from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, Scalar, Tokens
+from ..data import NodeData, NodeLayout
+from ._base import (
+    AbstractModel,
+    check_metadata,
+    check_positive_ints,
+    check_shapes,
+    layout_metadata,
+    rope_metadata_hyperparameters,
+    token_metadata,
+)
 from ._flux_blocks import FinalLayer, SingleStreamBlock, TimeEmbedding, check_flux_hyperparameters
-from ._ids import IdEmbedding, rope_angles
+from ._ids import IdEmbedding, check_metadata_strategy, metadata_rope_positions, rope_angles
 from ._precision import compute_dtype_name
 from ._stack import make_stack, run_stack
 from ._transformer import ensure_diagonal
@@ -28,7 +37,14 @@ class Flux1Joint(AbstractModel):
 
     Width ``hidden = sum(axes_dim) * num_heads``. ``id_embedding_strategy`` is one of
     ``absolute`` (default: variables are unordered), ``pos1d``, ``pos2d``, ``rope1d``,
-    ``rope2d``, ``rope``; ``theta`` is the RoPE base (default ``10 * num_nodes``).
+    ``rope2d``, ``rope``; ``theta`` is the RoPE base (default ``10 * num_nodes``, or ``10 *
+    metadata_scale`` with metadata tokens).
+
+    Tokens with metadata (``has_metadata``; e.g. the points of a series, each with its time)
+    are rotated by RoPE at the real-valued position ``metadata * metadata_scale`` (axis 0),
+    and share one ID per node and channel (``token_ids``), so they are told apart by their
+    coordinate alone and the model is equivariant to reordering them. `Flux1Joint.for_data`
+    sets both from `Observed` nodes.
     """
 
     value_in: eqx.nn.Linear
@@ -38,6 +54,8 @@ class Flux1Joint(AbstractModel):
     single_blocks: SingleStreamBlock
     final_layer: FinalLayer
     num_nodes: int = eqx.field(static=True)
+    token_ids: tuple[int, ...] = eqx.field(static=True)
+    has_metadata: tuple[bool, ...] = eqx.field(static=True)
     hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True)
 
     def __init__(
@@ -52,9 +70,26 @@ class Flux1Joint(AbstractModel):
         theta: float | int | None = None,
         id_embedding_strategy: str = "absolute",
         grid: Sequence[int] | None = None,
+        token_ids: Sequence[int] | None = None,
+        has_metadata: Sequence[bool] | None = None,
+        metadata_scale: float | int | None = None,
         compute_dtype: DTypeLike = "float32",
         key: Key,
     ):
+        """**Arguments:**
+        - `num_nodes`: tokens (scalars) per example.
+        - `mlp_ratio`, `num_heads`, `depth_single_blocks`, `axes_dim`, `qkv_bias`: the widths;
+          ``hidden = sum(axes_dim) * num_heads``.
+        - `theta`, `id_embedding_strategy`, `grid`: see above.
+        - `token_ids`: ``(num_nodes,)``, the ID (table row or ``pos1d`` index) of each token
+          (default ``arange``).
+        - `has_metadata`: ``(num_nodes,)`` bools, the tokens that take a coordinate in
+          ``metadata`` (default none); needs ``id_embedding_strategy`` ``absolute`` or ``pos1d``.
+        - `metadata_scale`: RoPE position per unit of coordinate (default ``num_nodes``:
+          coordinates scaled to ``[0, 1]`` span as many positions as there are tokens).
+        - `compute_dtype`: dtype of the blocks (parameters stay float32).
+        - `key`: a `jax.random` key.
+        """
         check_positive_ints(num_nodes=num_nodes)
         hyper = dict(
             mlp_ratio=float(mlp_ratio),
@@ -70,6 +105,12 @@ class Flux1Joint(AbstractModel):
         hidden = check_flux_hyperparameters(**hyper)
         if depth_single_blocks < 1:
             raise ValueError(f"`depth_single_blocks` must be >= 1, got {depth_single_blocks}.")
+        token_ids, has_metadata = token_metadata(num_nodes, token_ids, has_metadata)
+        if any(has_metadata):
+            check_metadata_strategy(id_embedding_strategy)
+        hyper.update(
+            rope_metadata_hyperparameters(token_ids, has_metadata, metadata_scale, num_nodes, theta)
+        )
         kv, ki, kc, kt, kb, kf = jr.split(key, 6)
         self.value_in = eqx.nn.Linear("scalar", hidden, key=kv)
         self.ids = IdEmbedding(
@@ -85,16 +126,25 @@ class Flux1Joint(AbstractModel):
         )
         self.final_layer = FinalLayer(hidden, 1, key=kf)
         self.num_nodes = num_nodes
+        self.token_ids = token_ids
+        self.has_metadata = has_metadata
         self.hyperparameters = tuple(hyper.items())
 
     @classmethod
-    def for_data(cls, data: Mapping[str, ArrayLike], *, key: Key, **hyperparameters) -> "Flux1Joint":
-        """A Flux1Joint with one token per scalar of the named data ``{name: (N, *shape)}``."""
-        return cls(NodeLayout.from_data(data).num_nodes, key=key, **hyperparameters)
+    def for_data(cls, data: Mapping[str, NodeData], *, key: Key, **hyperparameters) -> "Flux1Joint":
+        """A Flux1Joint with one token per scalar of the named data ``{name: (N, *shape)}``;
+        the scalars of `Observed` nodes take their times as metadata."""
+        layout = NodeLayout.from_data(data)
+        hyperparameters = {**layout_metadata(layout), **hyperparameters}
+        return cls(layout.num_nodes, key=key, **hyperparameters)
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"num_nodes": self.num_nodes, **dict(self.hyperparameters)}
+        hyper = dict(self.hyperparameters)
+        for name in ("token_ids", "has_metadata"):
+            if name in hyper:
+                hyper[name] = list(hyper[name])
+        return {"num_nodes": self.num_nodes, **hyper}
 
     def __call__(
         self,
@@ -104,17 +154,23 @@ class Flux1Joint(AbstractModel):
         *,
         edge_mask: EdgeMask | None = None,
         ids: Float[Array, "num_nodes axes"] | None = None,
+        metadata: Float[Array, " num_nodes"] | None = None,
     ) -> Tokens:
-        """See `AbstractModel`; ``ids`` overrides the default token positions, shaped like
-        ``self.ids.default_ids()``."""
+        """See `AbstractModel`; ``ids`` overrides the default token positions (those of
+        ``token_ids`` in ``self.ids.default_ids()``), shaped like ``self.ids.default_ids()``;
+        ``metadata (num_nodes,)`` is each token's coordinate, read where ``has_metadata``
+        (required then) as its RoPE position ``metadata * metadata_scale``."""
         n = self.num_nodes
         default = self.ids.default_ids()
         check_shapes(
             x=(x, (n,)), condition_mask=(condition_mask, (n,)), edge_mask=(edge_mask, (n, n)),
-            ids=(ids, default.shape),
+            ids=(ids, default.shape), metadata=(metadata, (n,)),
         )
+        check_metadata(self, metadata)
         if edge_mask is not None:
             edge_mask = ensure_diagonal(edge_mask)
+        if ids is None and self.token_ids != tuple(range(n)):
+            ids = default[np.asarray(self.token_ids)]  # tokens that share an ID share a row
         ids = default if ids is None else ids
         hyper = dict(self.hyperparameters)
         dtype = hyper["compute_dtype"]
@@ -123,7 +179,12 @@ class Flux1Joint(AbstractModel):
             + self.ids.additive(ids)
             + self.condition_embedding[condition_mask.astype(jnp.int32)]
         )
-        angles = rope_angles(self.ids.rope_positions(ids), hyper["axes_dim"], hyper["theta"])
+        positions = self.ids.rope_positions(ids)
+        if any(self.has_metadata):
+            positions = metadata_rope_positions(
+                positions, self.has_metadata, metadata * hyper["metadata_scale"]
+            )
+        angles = rope_angles(positions, hyper["axes_dim"], hyper["theta"])
         vec = self.time_embedding(t)
         low = vec.astype(dtype)
         h = run_stack(

@@ -23,6 +23,7 @@ from .._custom_types import Array, Float, Key
 STRATEGIES = ("absolute", "pos1d", "pos2d", "rope1d", "rope2d", "rope")
 _ROPE = ("rope1d", "rope2d", "rope")
 _TWO_D = ("pos2d", "rope2d")
+METADATA_STRATEGIES = ("absolute", "pos1d")  # those that leave RoPE free for coordinates
 _SINUSOID_BASE = 10000.0
 
 
@@ -142,6 +143,28 @@ def apply_rope(
     even, odd = pairs[..., 0], pairs[..., 1]
     rotated = jnp.stack([even * cos - odd * sin, even * sin + odd * cos], axis=-1)
     return rotated.reshape(x.shape).astype(x.dtype)
+
+
+def check_metadata_strategy(strategy: str, argument: str = "id_embedding_strategy") -> None:
+    """Tokens with metadata take their RoPE positions from their coordinates, so their stream
+    must use an ID strategy without RoPE or 2-D positions (`METADATA_STRATEGIES`)."""
+    if strategy not in METADATA_STRATEGIES:
+        raise ValueError(
+            f"`{argument}` must be 'absolute' or 'pos1d' where tokens have metadata, got "
+            f"{strategy!r}: tokens with metadata take their RoPE positions from their "
+            "coordinates, which the positions of a RoPE or 2-D strategy would clash with."
+        )
+
+
+def metadata_rope_positions(
+    positions: Float[Array, "num_tokens axes"],
+    has_metadata,
+    coordinates: Float[Array, " num_tokens"],
+) -> Float[Array, "num_tokens axes"]:
+    """RoPE ``positions`` with the rows of tokens with metadata (``has_metadata``, static
+    bools) replaced by ``(coordinate, 0, ..., 0)``: real-valued positions on axis 0."""
+    at_coordinate = jnp.zeros_like(positions).at[:, 0].set(coordinates.astype(positions.dtype))
+    return jnp.where(np.asarray(has_metadata)[:, None], at_coordinate, positions)
 
 
 def _sinusoid(positions: Float[Array, " num_tokens"], dim: int) -> Float[Array, "num_tokens dim"]:
