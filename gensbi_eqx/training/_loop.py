@@ -22,7 +22,8 @@ from ._masks import never_all_observed
 
 MaskSampler = Callable[[Key, int], ConditionMask]
 # Tokens ``(n, num_nodes)``, or the pair (tokens, metadata) for models with metadata tokens.
-TrainingData = Float[Array, "_n num_nodes"] | tuple[Float[Array, "_n num_nodes"], Float[Array, "_n num_nodes"]]
+TokenRows = Float[Array, "_n num_nodes"]
+TrainingData = TokenRows | tuple[TokenRows, TokenRows]
 
 
 def paper_schedule(learning_rate: float, max_steps: int, decay_start: float = 0.5) -> optax.Schedule:
