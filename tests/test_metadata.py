@@ -94,6 +94,16 @@ def test_query_places_observed_then_predicted_then_free_points(capacity, channel
     assert predicted["x"].size == num_predicted * c
 
 
+def test_query_without_predict_on_a_node_with_channels():
+    layout = NodeLayout(("theta", "x"), ((1,), (3, 2)), metadata_nodes=("x",))
+    given_, times_, predicted = query_vectors(
+        layout, {"x": gs.Observed(np.ones((2, 2)), np.zeros(2))}, free_ranges={"x": (0.0, 3.0)}
+    )
+    np.testing.assert_array_equal(given_[1:5], 1.0)
+    np.testing.assert_array_equal(times_[5:], 1.5)  # the one free point, mid-range
+    assert predicted == {}
+
+
 def test_query_refuses_malformed_times():
     layout = NodeLayout(("theta", "x"), ((1,), (3,)), metadata_nodes=("x",))
     with pytest.raises(ValueError, match="at most 3 points"):

@@ -65,7 +65,7 @@ def _timed_node(layout: NodeLayout, name: str, value, times_wanted, free_range, 
                 f"got {values.shape}."
             )
     if times_wanted is None:
-        query = np.zeros((0,), np.float32)
+        query = np.zeros((0,) + (1,) * len(channels), np.float32)
     else:
         query = _as_float32(times_wanted, f"predict[{name!r}]")
         if query.ndim == 0 or not np.isfinite(query).all():
