@@ -1077,7 +1077,7 @@ def table(results: dict) -> str:
         n = results["settings"]["num_samples"]
         g = sampling["GenSBI"]
         gp = sampling["GenSBI pipeline.sample"]
-        for method, label in (("fm", "ours flow matching, adaptive ODE"),
+        for method, label in (("fm", "ours flow matching, default ODE"),
                               ("ve", "ours VE SDE, Euler-Maruyama")):
             o = sampling[f"gensbi_eqx {method}"]
             lines.append(
