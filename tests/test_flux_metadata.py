@@ -267,7 +267,7 @@ def test_flux1_for_data_needs_one_time_per_token():
     values = np.zeros((N, T, 2), np.float32)
     theta = np.zeros((N, 2), np.float32)
     per_channel = _times((N, T, 2), 0)
-    with pytest.raises(ValueError, match=r"one time per token.*\(T,\) or \(N, T\)"):
+    with pytest.raises(ValueError, match=r"one time per token.*\(T,\) or \(\.\.\., T\)"):
         gs.Flux1.for_data({"theta": theta, "x": gs.Observed(values, per_channel)},
                           condition_on="x", key=jr.key(0), **SMALL)
     # Per-channel times that agree are fine, and Flux1Joint takes any.
@@ -276,6 +276,30 @@ def test_flux1_for_data_needs_one_time_per_token():
                                          condition_on="x", key=key, **SMALL))
     timed = {"theta": theta, "x": gs.Observed(values, per_channel)}
     _build(lambda key: gs.Flux1Joint.for_data(timed, key=key, **SMALL_JOINT))
+
+
+def test_flux1_queries_need_one_time_per_token(flux_cond):
+    """A query's condition is held to the training data's rule: Flux1 would read only the first
+    channel's times. Checked before anything is traced."""
+    data = {
+        "theta": _normal((N, 2), 0),
+        "x": gs.Observed(_normal((N, T, 2), 1), _times((N, T), 2)),
+    }
+    layout = gs.data.NodeLayout.from_data(data)
+    est = gs.Estimator(
+        flux_cond[0], gs.FlowMatching(), layout, gs.data.Standardiser.fit(layout.flatten(data)),
+        time_standardiser=gs.data.time_standardiser(layout, layout.flatten_times(data)),
+    )
+    values = _normal((3, 2), 3)
+    per_channel = _times((3, 2), 4)
+    with pytest.raises(ValueError, match=r"`condition\['x'\]\.times` differ between the channels"):
+        est.sample(jr.key(0), {"x": gs.Observed(values, per_channel)}, 2)
+    with pytest.raises(ValueError, match=r"`condition\['x'\]\.times` differ"):  # batched
+        est.sample(jr.key(0), {"x": gs.Observed(values[None], per_channel[None])}, 2)
+    # One time per point, or per-channel times that agree, make a query.
+    for times in (per_channel[:, 0], np.repeat(per_channel[:, :1], 2, axis=-1)):
+        given, metadata, _ = est._query({"x": gs.Observed(values, times)})
+        assert np.isfinite(metadata).all()
 
 
 # ---- config ------------------------------------------------------------------------------------

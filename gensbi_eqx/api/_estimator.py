@@ -12,7 +12,8 @@ from .._custom_types import Array, ArrayLike, EdgeMask, Key
 from .._sharding import data_parallel
 from ..data import NodeData, NodeLayout, Standardiser, interval_bounds, query_vectors
 from ..methods import AbstractMethod
-from ..models import AbstractModel, DependencyMask
+from ..models import AbstractModel, DependencyMask, Flux1
+from ..models._flux1 import check_one_time_per_token
 from ..sampling import (
     AbstractDenoiser,
     ModelDenoiser,
@@ -87,6 +88,8 @@ class Estimator(eqx.Module):
                 first = self.layout.slices[name].start
                 ranges[name] = (float(low[first]), float(low[first] + width[first]))
         given, times, predicted = query_vectors(self.layout, condition, predict, argument, ranges)
+        if isinstance(self.model, Flux1):  # it would read only the first channel's times
+            check_one_time_per_token(condition, self.layout, argument)
         metadata = None if scaler is None else np.asarray(scaler(jnp.asarray(times)))
         return given, metadata, predicted
 

@@ -11,7 +11,7 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, Scalar, Tokens
-from ..data import NodeData, NodeLayout
+from ..data import NodeData, NodeLayout, Observed
 from ._base import (
     AbstractModel,
     check_metadata,
@@ -48,16 +48,22 @@ def _grid_of(layout: NodeLayout, names) -> tuple[int, int] | None:
     return tuple(shapes[0][:2]) if len(shapes) == 1 and len(shapes[0]) == 3 else None
 
 
-def _check_one_time_per_token(data: Mapping[str, NodeData], layout: NodeLayout) -> None:
-    """A Flux1 token is a row of channels with one RoPE position: refuse per-channel times."""
+def check_one_time_per_token(
+    data: Mapping[str, NodeData], layout: NodeLayout, argument: str = "data"
+) -> None:
+    """A Flux1 token is a row of channels with one RoPE position: refuse per-channel times in
+    the `Observed` nodes of ``data`` (training data, or a query's condition)."""
     for name in layout.metadata_nodes:
         shape = layout.shapes[layout.names.index(name)]
-        _, times = data[name].aligned(f"data[{name!r}]", len(shape))
-        if len(shape) == 2 and not (times == times[..., :1]).all():
+        node = data.get(name)
+        if len(shape) != 2 or not isinstance(node, Observed):
+            continue
+        _, times = node.aligned(f"{argument}[{name!r}]", len(shape))
+        if not (times == times[..., :1]).all():
             raise ValueError(
-                f"`data[{name!r}].times` differ between the channels of a point; Flux1 reads one "
-                "time per token (a row of channels), so values (N, T, C) need times (T,) or "
-                "(N, T). Use Flux1Joint or the Simformer for a time per channel."
+                f"`{argument}[{name!r}].times` differ between the channels of a point; Flux1 "
+                "reads one time per token (a row of channels), so values (..., T, C) need times "
+                "(T,) or (..., T). Use Flux1Joint or the Simformer for a time per channel."
             )
 
 
@@ -272,7 +278,7 @@ class Flux1(AbstractModel):
         """
         layout = NodeLayout.from_data(data)
         if layout.has_metadata:
-            _check_one_time_per_token(data, layout)
+            check_one_time_per_token(data, layout)
         hyperparameters = {**layout_metadata(layout), **hyperparameters}
         condition_on = (condition_on,) if isinstance(condition_on, str) else tuple(condition_on)
         layout.check_names(condition_on, "condition_on")
