@@ -34,9 +34,9 @@ from gensbi_eqx.data import NodeLayout, Standardiser
 HERE = Path(__file__).resolve().parent
 MODELS = {
     "default Simformer": {},
-    "wide Simformer (dim_value 80, dim_id 80, dim_condition 40, depth 4)": dict(
-        dim_value=80, dim_id=80, dim_condition=40, depth=4
-    ),
+    "wide Simformer (dim_value 80, dim_id 80, dim_condition 40, depth 4)": {
+        "dim_value": 80, "dim_id": 80, "dim_condition": 40, "depth": 4
+    },
 }
 
 
@@ -56,8 +56,13 @@ def largest_intermediate_bytes(jaxpr) -> int:
     return largest
 
 
-def median_seconds(draw, repeats: int) -> float:
-    jax.block_until_ready(draw())  # compiles
+def median_seconds(est, x_o, num_samples: int, chunk_size: int | None, repeats: int) -> float:
+    """Median time of ``est.sample`` at ``x_o`` after a warm-up call that compiles it."""
+
+    def draw():
+        return est.sample(jr.key(3), {"x": x_o}, num_samples, chunk_size=chunk_size)["theta"]
+
+    jax.block_until_ready(draw())
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -80,8 +85,8 @@ def main():
     x_o = jnp.asarray(gs.tasks.load_reference("two_moons", 1).observation).reshape(-1)
     command = "python benchmarks/sample_chunks.py " + shlex.join(sys.argv[1:])
     lines = [
-        f"# Sampling time against `chunk_size` ({args.num_samples:,} draws, flow matching's "
-        "default sampler)",
+        (f"# Sampling time against `chunk_size` ({args.num_samples:,} draws, flow matching's "
+         "default sampler)"),
         "",
         f"Measured {datetime.date.today()} on {machine_description()}, jax {jax.__version__}:",
         f"`{command.strip()}` (median of {args.repeats} after a warm-up call)",
@@ -91,23 +96,18 @@ def main():
         model = gs.Simformer.for_data(data, key=jr.key(1), **hyperparameters)
         est = gs.Estimator(model, gs.FlowMatching(), layout, Standardiser.identity(4))
         mask = jnp.asarray([False, False, True, True])
-        jaxpr = jax.make_jaxpr(lambda t, z: model(t, z, mask))(jnp.asarray(0.5), jnp.zeros(4))
+        jaxpr = jax.make_jaxpr(model)(jnp.asarray(0.5), jnp.zeros(4), mask)
         per_draw = largest_intermediate_bytes(jaxpr.jaxpr)
         lines += [
-            f"## {name}: {est.num_parameters:,} parameters, largest intermediate "
-            f"{per_draw:,} bytes per draw",
+            (f"## {name}: {est.num_parameters:,} parameters, largest intermediate "
+             f"{per_draw:,} bytes per draw"),
             "",
             "| chunk_size | seconds | vs all at once | largest intermediate per chunk |",
             "|---|---|---|---|",
         ]
         whole = None
         for chunk in [None, *args.chunks]:
-            seconds = median_seconds(
-                lambda: est.sample(jr.key(3), {"x": x_o}, args.num_samples, chunk_size=chunk)[
-                    "theta"
-                ],
-                args.repeats,
-            )
+            seconds = median_seconds(est, x_o, args.num_samples, chunk, args.repeats)
             whole = seconds if chunk is None else whole
             size = args.num_samples if chunk is None else min(chunk, args.num_samples)
             lines.append(
