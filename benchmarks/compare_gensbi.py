@@ -255,7 +255,7 @@ class OursWorker:
 
         method = self._method("fm")
         model, optimizer, opt_state = self._step_pieces(seed)
-        n = self.layout.num_nodes
+        n = self.layout.num_scalars
         step = make_train_step(method, self.masks, optimizer, batch_size, n)
         state = (model, model, opt_state)
         times = []
@@ -303,7 +303,7 @@ class OursWorker:
         from gensbi_eqx.training import make_train_step
 
         model, optimizer, opt_state = self._step_pieces(0)
-        n = self.layout.num_nodes
+        n = self.layout.num_scalars
 
         def compiled():
             step = make_train_step(self._method("fm"), self.masks, optimizer, batch_size, n)
@@ -454,7 +454,7 @@ class OursWorker:
             "ema": model,
             "opt_state": optimizer.init(eqx.filter(model, eqx.is_inexact_array)),
             "run": make_fused_train_steps(self._method(method), self.masks, optimizer,
-                                          batch_size, self.layout.num_nodes, per_call),
+                                          batch_size, self.layout.num_scalars, per_call),
             "per_call": per_call,
             "seed": seed,
             "done": 0,
@@ -637,10 +637,10 @@ def expected_parameter_difference(gensbi: dict) -> int:
     return (d * d + 4 * d - 2 * d) + 1
 
 
-def matmul_flops(config: dict, num_nodes: int, batch_size: int, value_mlp: bool) -> int:
+def matmul_flops(config: dict, num_scalars: int, batch_size: int, value_mlp: bool) -> int:
     """Matmul FLOPs of one train step (forward + backward = 3 x forward) of a Simformer with
     our hyperparameter names; ``value_mlp`` adds GenSBI's 1 -> d -> d value embedding."""
-    t, dv = num_nodes, config["dim_value"]
+    t, dv = num_scalars, config["dim_value"]
     d = dv + config["dim_id"] + config["dim_condition"]
     inner = config["num_heads"] * config["head_dim"]
     layer = (

@@ -234,7 +234,7 @@ def run_row(model_name, problem, args, hyperparameters, edm_method) -> dict:
     method = gs.FlowMatching()
     hyper = dict(model.hyperparameters)
     # Flux1 groups channels into tokens; Flux1Joint has one token per scalar.
-    tokens = hyper["dim_obs"] + hyper["dim_cond"] if "dim_obs" in hyper else model.num_nodes
+    tokens = hyper["dim_obs"] + hyper["dim_cond"] if "dim_obs" in hyper else model.num_scalars
     row = {
         "model": model_name,
         "problem": problem,

@@ -133,7 +133,7 @@ def two_moons_step(model_kind: str, batch_size: int):
     optimizer = optimizer_for(1e-3, 10_000, 1.0)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     masks = StructuredMasks(tuple(layout.node_mask(("theta",)).tolist()))
-    step = make_train_step(gs.FlowMatching(), masks, optimizer, batch_size, layout.num_nodes)
+    step = make_train_step(gs.FlowMatching(), masks, optimizer, batch_size, layout.num_scalars)
     return step, x_train, (model, model, opt_state), model
 
 

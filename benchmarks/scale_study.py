@@ -72,7 +72,7 @@ MIB = 2**20
 MODELS = ("flux1", "flux1joint", "simformer")
 LABELS = {"flux1": "Flux1", "flux1joint": "Flux1Joint", "simformer": "Simformer"}
 # Hyperparameters that follow the number of tokens rather than the model's size.
-TOKEN_DEPENDENT = {"dim_obs", "dim_cond", "theta", "obs_grid", "cond_grid", "grid", "num_nodes"}
+TOKEN_DEPENDENT = {"dim_obs", "dim_cond", "theta", "obs_grid", "cond_grid", "grid", "num_scalars"}
 COLUMNS = (
     "date", "model", "data_tokens", "tokens", "parameters", "batch_size", "compile_s",
     "scores_mib", "temp_mib", "argument_mib", "output_mib", "xla_mib", "step_ms", "timed_steps",
@@ -176,19 +176,19 @@ def run_row(model_name: str, tokens: int, args, hyperparameters: dict, too_slow:
     row = {
         "model": model_name,
         "data_tokens": tokens,
-        "tokens": layout.num_nodes,
+        "tokens": layout.num_scalars,
         "parameters": num_parameters(model),
         "batch_size": args.batch_size,
         "size": size_summary(model),
     }
     hyper = dict(model.hyperparameters)
     itemsize = jnp.dtype(hyper["compute_dtype"]).itemsize
-    row["scores_mib"] = args.batch_size * hyper["num_heads"] * layout.num_nodes**2 * itemsize / MIB
+    row["scores_mib"] = args.batch_size * hyper["num_heads"] * layout.num_scalars**2 * itemsize / MIB
     optimizer = optimizer_for(1e-3, 10_000, 1.0)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     step = make_train_step(
         gs.FlowMatching(), mask_sampler_for(model, layout), optimizer, args.batch_size,
-        layout.num_nodes,
+        layout.num_scalars,
     )
     start = time.perf_counter()
     try:

@@ -4,7 +4,7 @@
 
 The Simformer paper's predator-prey query. ``gs.tasks.LotkaVolterra`` simulates prey and
 predator with observation noise; every simulation is read at its own ``--num-times`` random
-times per species on ``[0, 15]``, as in the paper, so each is ``gs.Observed(x, times)`` with
+times per species on ``[0, 15]``, as in the paper, so each is ``gs.Series(x, times)`` with
 ``x`` and ``times`` of shape ``(num_times, 2)``, and the Simformer has ``4 + 2 * num_times``
 tokens, each point knowing its time. The model is trained once on the joint ``p(theta, x)``
 with random condition masks. Then a few unstructured observations (prey and predator at times
@@ -80,7 +80,7 @@ def main():
     theta = task.prior.sample(k_theta, args.simulations)  # (N, 4)
     times = task.sample_times(k_times, args.simulations, args.num_times)  # (N, T, 2), per species
     x = task.simulator(k_x, theta, times)  # (N, T, 2)
-    data = {"theta": theta, "x": gs.Observed(x, times)}
+    data = {"theta": theta, "x": gs.Series(x, times)}
     model = gs.Simformer.for_data(data, key=jr.key(1), **MODEL[size])
     start = time.perf_counter()
     # Batch 128: with 4 + 2 * T tokens a step costs several times a two-moons step.
@@ -88,7 +88,7 @@ def main():
         jr.key(2), model, data, method=gs.VESDE(), max_steps=args.steps, batch_size=128,
         progress=not args.no_progress,
     )
-    print(f"trained {est.num_parameters:,} parameters on {est.layout.num_nodes} tokens in "
+    print(f"trained {est.num_parameters:,} parameters on {est.layout.num_scalars} tokens in "
           f"{time.perf_counter() - start:.0f} s")
 
     # The truth and its observations: prey and predator each at random times of their own.
@@ -109,7 +109,7 @@ def main():
     results = {}
     for count, key in zip(COUNTS, jr.split(jr.key(6), len(COUNTS))):
         # The first count // 2 rows: each a prey value and a predator value at their own times.
-        observed = gs.Observed(x_o[: count // 2], obs_times[: count // 2])
+        observed = gs.Series(x_o[: count // 2], obs_times[: count // 2])
         start = time.perf_counter()
         draws = est.sample(
             key, {"x": observed}, args.num_samples, predict={"x": grids}, sampler="ode",

@@ -6,7 +6,7 @@ The Simformer paper's SIRD query. ``gs.tasks.SIRD`` is an epidemic whose contact
 is a ``sigmoid`` Gaussian process, held on a coarse grid of 20 times on ``[0, 50]`` (linear in
 between); ``theta = (gamma, delta, beta(grid))``. Each simulation is read at ``T = 10`` random
 times per compartment (``task.sample_times``: infected, recovered, dead), different for every
-simulation. Both function-valued nodes carry their times (``gs.Observed(values, times)``), so the
+simulation. Both function-valued nodes carry their times (``gs.Series(values, times)``), so the
 Simformer gives each point a token that knows its time: ``rates`` (2 tokens), ``beta`` (20 points
 at the grid times) and ``x`` (10 points of 3 compartments, at their own random times), 52 tokens.
 (The paper reads 20 times per compartment and holds beta on 100 points; fewer keep the CPU time
@@ -16,7 +16,7 @@ The model is trained on the posterior conditional ``p(rates, beta | x)`` only
 (``condition_masks="posterior"``), by flow matching. The query observes a new epidemic (a true
 theta from the prior) at 10 fresh random times per compartment and asks for ``beta`` on a
 DIFFERENT grid, ``linspace(1, 49, 20)``, none of whose times is a training grid time:
-``est.sample(..., {"x": gs.Observed(x_o, t_o)}, predict={"beta": query_grid})`` returns
+``est.sample(..., {"x": gs.Series(x_o, t_o)}, predict={"beta": query_grid})`` returns
 ``rates`` and ``beta`` at the query times, from the same draws. The printout gives the share
 of query times whose true ``beta`` (the linear interpolation of the true grid values, as the
 ODE sees it) lies inside the posterior's 90% band, and the mean band width next to the prior's
@@ -94,8 +94,8 @@ def main():
     print(f"simulated {args.simulations:,} epidemics in {time.perf_counter() - start:.0f} s")
     data = {
         "rates": theta[:, :2],  # gamma, delta
-        "beta": gs.Observed(theta[:, 2:], grid),  # 20 points, the same times in every row
-        "x": gs.Observed(x, times),  # 10 points x 3 compartments, each at its own time
+        "beta": gs.Series(theta[:, 2:], grid),  # 20 points, the same times in every row
+        "x": gs.Series(x, times),  # 10 points x 3 compartments, each at its own time
     }
     model = gs.Simformer.for_data(data, key=jr.key(1), **MODEL[size])
     start = time.perf_counter()
@@ -107,7 +107,7 @@ def main():
         condition_masks="posterior", max_steps=args.steps, batch_size=128,
         progress=not args.no_progress,
     )
-    print(f"trained {est.num_parameters:,} parameters on {est.layout.num_nodes} tokens in "
+    print(f"trained {est.num_parameters:,} parameters on {est.layout.num_scalars} tokens in "
           f"{time.perf_counter() - start:.0f} s")
 
     # The truth: prior draw 14 of key 3, an epidemic that starts slowly, flares up when beta
@@ -123,7 +123,7 @@ def main():
     query_grid = np.linspace(1.0, 49.0, 20, dtype=np.float32)
     start = time.perf_counter()
     draws = est.sample(
-        jr.key(5), {"x": gs.Observed(x_o, times_o)}, args.num_samples,
+        jr.key(5), {"x": gs.Series(x_o, times_o)}, args.num_samples,
         predict={"beta": query_grid}, sampler="ode", steps=args.sampler_steps,
     )
     rates, beta = np.asarray(draws["rates"]), np.asarray(draws["beta"])  # (S, 2), (S, 20)

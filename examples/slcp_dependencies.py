@@ -81,7 +81,7 @@ def main():
     )
     print(f"trained {est.num_parameters:,} parameters in {time.perf_counter() - start:.0f} s")
     # The undirected mask does not depend on what is observed; evaluate it once to show it.
-    mask = np.asarray(est.edge_mask(jnp.zeros(est.layout.num_nodes, bool)))
+    mask = np.asarray(est.edge_mask(jnp.zeros(est.layout.num_scalars, bool)))
     print(f"attention mask: {mask.sum()} of {mask.size} token pairs (theta: 5 tokens, x: 8); "
           f"a draw's tokens see theta and each other, not the other draws")
 

@@ -28,7 +28,7 @@ from .api import fit as fit
 from .api import load as load
 from .api import save as save
 from .data import Dependencies as Dependencies
-from .data import Observed as Observed
+from .data import Series as Series
 from .methods import EDM as EDM
 from .methods import FlowMatching as FlowMatching
 from .methods import VESDE as VESDE
@@ -48,7 +48,7 @@ __all__ = [
     "FlowMatching",
     "Flux1",
     "Flux1Joint",
-    "Observed",
+    "Series",
     "PosteriorMasks",
     "Simformer",
     "StructuredMasks",

@@ -1,6 +1,6 @@
 """Shared jaxtyping aliases, so every module speaks the same axis names.
 
-Axis vocabulary: ``num_nodes`` (scalar tokens of one example), ``batch`` (examples),
+Axis vocabulary: ``num_scalars`` (the scalars of one example, all nodes flattened), ``batch`` (examples),
 ``num_samples`` (draws), ``dim`` (a node's or a flat vector's width).
 """
 
@@ -11,10 +11,10 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 Key: TypeAlias = PRNGKeyArray
 Scalar: TypeAlias = Float[Array, ""]
 ScalarLike: TypeAlias = float | Float[ArrayLike, ""]
-Tokens: TypeAlias = Float[Array, " num_nodes"]
-ConditionMask: TypeAlias = Bool[Array, " num_nodes"]
-EdgeMask: TypeAlias = Bool[Array, "num_nodes num_nodes"]
-NodeIds: TypeAlias = Int[Array, " num_nodes"]
+Flat: TypeAlias = Float[Array, " num_scalars"]
+ConditionMask: TypeAlias = Bool[Array, " num_scalars"]
+EdgeMask: TypeAlias = Bool[Array, "num_scalars num_scalars"]
+TokenIds: TypeAlias = Int[Array, " num_scalars"]
 
 __all__ = [
     "Array",
@@ -22,11 +22,11 @@ __all__ = [
     "Bool",
     "ConditionMask",
     "EdgeMask",
+    "Flat",
     "Float",
     "Int",
     "Key",
-    "NodeIds",
+    "TokenIds",
     "Scalar",
     "ScalarLike",
-    "Tokens",
 ]

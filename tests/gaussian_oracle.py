@@ -27,8 +27,8 @@ class GaussianDenoiser(AbstractDenoiser):
     boolean indexing; ``C`` stays invertible at ``alpha = 0`` (flow matching at ``t = 1``).
     """
 
-    mean: Float[Array, " num_nodes"]
-    covariance: Float[Array, "num_nodes num_nodes"]
+    mean: Float[Array, " num_scalars"]
+    covariance: Float[Array, "num_scalars num_scalars"]
     method: AbstractMethod
 
     def __init__(self, mean, covariance, method: AbstractMethod):
@@ -46,9 +46,9 @@ class GaussianDenoiser(AbstractDenoiser):
     def __call__(
         self,
         t: Float[Array, ""],
-        y: Float[Array, " num_nodes"],
-        condition_mask: Bool[Array, " num_nodes"],
-    ) -> tuple[Float[Array, " num_nodes"], Float[Array, " num_nodes"]]:
+        y: Float[Array, " num_scalars"],
+        condition_mask: Bool[Array, " num_scalars"],
+    ) -> tuple[Float[Array, " num_scalars"], Float[Array, " num_scalars"]]:
         alpha, sigma = self.method.alpha_sigma(t)
         a = jnp.where(condition_mask, 1.0, alpha)
         s = jnp.where(condition_mask, 0.0, sigma)
@@ -64,7 +64,7 @@ def gaussian_conditional(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean ``(num_latent,)`` and covariance ``(num_latent, num_latent)`` of the latent entries
     (``~observed_mask``) of ``N(mean, cov)`` given ``values[observed_mask]``; ``values`` is
-    ``(num_nodes,)`` and its latent entries are ignored."""
+    ``(num_scalars,)`` and its latent entries are ignored."""
     mean = np.asarray(mean, dtype=np.float64)
     cov = np.asarray(cov, dtype=np.float64)
     obs = np.asarray(observed_mask, dtype=bool)

@@ -264,7 +264,7 @@ def test_fit_refuses_bad_arguments(data):
     """Model/data mismatch, wrong method type, bad counts and masks name the argument."""
     model = _small_model(data)
     fit = lambda **kw: gs.fit(jr.key(0), kw.pop("model", model), kw.pop("data", data), **{"method": gs.VESDE(), "max_steps": 1, "progress": False, **kw})
-    with pytest.raises(ValueError, match="`model` has 4 nodes but `data` has 3"):
+    with pytest.raises(ValueError, match="`model` has 4 scalars but `data` has 3"):
         fit(data={"theta": data["theta"], "x": data["x"][:, 0]})
     with pytest.raises(TypeError, match="method"):  # the type checker may answer first
         fit(method="ve")

@@ -54,7 +54,7 @@ def _mask_for(model, key):
     fixed = model.fixed_condition_mask
     if fixed is not None:
         return jnp.asarray(fixed)
-    return jr.bernoulli(key, 0.5, (model.num_nodes,))
+    return jr.bernoulli(key, 0.5, (model.num_scalars,))
 
 
 def test_registries_are_covered():
@@ -64,7 +64,7 @@ def test_registries_are_covered():
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_output_shape_dtype_and_finite(models, name):
-    """(t, x, mask) -> finite float32 (num_nodes,), also jitted and vmapped over a batch."""
+    """(t, x, mask) -> finite float32 (num_scalars,), also jitted and vmapped over a batch."""
     model = models[name]
     xs = jr.normal(jr.key(3), (4, NUM_NODES))
     masks = jax.vmap(lambda k: _mask_for(model, k))(jr.split(jr.key(4), 4))

@@ -453,7 +453,7 @@ def test_policy_and_shape_errors():
     base = jnp.asarray(np.array(MOONS_BASE, dtype=bool))
     with pytest.raises(ValueError, match="`policy`.*'faithful'"):
         attention_mask("faithful", base, jnp.zeros(4, dtype=bool))
-    with pytest.raises((ValueError, TypeError), match="condition_mask|num_nodes"):
+    with pytest.raises((ValueError, TypeError), match="condition_mask|num_scalars"):
         directed_mask(base, jnp.zeros(3, dtype=bool))
-    with pytest.raises((ValueError, TypeError), match="base|num_nodes"):
+    with pytest.raises((ValueError, TypeError), match="base|num_scalars"):
         undirected_mask(jnp.ones((3, 4), dtype=bool))

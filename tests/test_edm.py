@@ -96,7 +96,7 @@ def test_preconditioning_matches_hand_values(sigma_data, sigma, c_skip, c_out, c
 class _Probe(AbstractModel):
     """Returns what it is given: the noised tokens, or the noise level on every token."""
 
-    num_nodes: int = eqx.field(static=True)
+    num_scalars: int = eqx.field(static=True)
     show_noise_level: bool = eqx.field(static=True)
 
     def __call__(self, t, x, condition_mask, *, edge_mask=None):
@@ -104,7 +104,7 @@ class _Probe(AbstractModel):
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"num_nodes": self.num_nodes}
+        return {"num_scalars": self.num_scalars}
 
 
 @pytest.mark.parametrize("method", [EDM(sigma_data=0.5), VESDE()], ids=["EDM", "VESDE"])

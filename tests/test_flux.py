@@ -32,7 +32,7 @@ def test_for_data_reads_tokens_and_channels():
     model = gs.Flux1.for_data(data, condition_on="x", key=jr.key(1), **SMALL)
     cfg = model.config
     assert (cfg["dim_obs"], cfg["in_channels"], cfg["dim_cond"], cfg["context_in_dim"]) == (3, 1, 6, 2)
-    assert model.num_nodes == 15
+    assert model.num_scalars == 15
     assert model.fixed_condition_mask == (True,) * 12 + (False,) * 3
     out = eqx.filter_jit(randomised(model, jr.key(2)))(
         jnp.asarray(0.5), jnp.arange(15.0), jnp.asarray(model.fixed_condition_mask)
@@ -76,7 +76,7 @@ def test_rope1d_output_is_invariant_to_shifting_every_position():
     )
     model = randomised(model, jr.key(2))
     mask = jnp.asarray(model.fixed_condition_mask)
-    x = jr.normal(jr.key(3), (model.num_nodes,))
+    x = jr.normal(jr.key(3), (model.num_scalars,))
     obs_ids, cond_ids = model.obs_ids.default_ids(), model.cond_ids.default_ids()
     base = model(jnp.asarray(0.3), x, mask)
     shifted = model(jnp.asarray(0.3), x, mask, obs_ids=obs_ids + 7.5, cond_ids=cond_ids + 7.5)

@@ -1,4 +1,4 @@
-"""Token metadata in Flux1Joint and Flux1: the tokens of an `Observed` node share one ID and are
+"""Token metadata in Flux1Joint and Flux1: the tokens of an `Series` node share one ID and are
 placed by RoPE at their (real-valued) coordinates, so the models are equivariant to reordering
 them; errors, and config round trips."""
 
@@ -35,13 +35,13 @@ def _joint_data(channels):
     shape = (N, T) if channels is None else (N, T, channels)
     return {
         "theta": _normal((N, 2), 0),
-        "x": gs.Observed(_normal(shape, 1), _times(shape, 2)),
+        "x": gs.Series(_normal(shape, 1), _times(shape, 2)),
     }
 
 
 def _inputs(model, seed):
     """Values, metadata (zero where not read, to check it is not) and a condition mask."""
-    n = model.num_nodes
+    n = model.num_scalars
     rng = np.random.default_rng(seed)  # numpy: no eager jax op to compile
     x = rng.normal(size=n).astype(np.float32)
     metadata = np.where(model.has_metadata, rng.uniform(size=n), 0.0).astype(np.float32)
@@ -101,7 +101,7 @@ def flux_cond():
     """A Flux1 for p(theta | x) with x an (N, T, 2) series: the cond tokens have metadata."""
     data = {
         "theta": _normal((N, 2), 0),
-        "x": gs.Observed(_normal((N, T, 2), 1), _times((N, T), 2)),
+        "x": gs.Series(_normal((N, T, 2), 1), _times((N, T), 2)),
     }
     model = _build(lambda key: gs.Flux1.for_data(data, condition_on="x", key=key, **SMALL), 10)
     return model, eqx.filter_jit(model), _inputs(model, 11)
@@ -113,7 +113,7 @@ def flux_obs():
     first, so obs and cond scalars interleave in the flat vector's node order."""
     data = {
         "y": _normal((N, 3), 0),
-        "z": gs.Observed(_normal((N, T, 2), 1), _times((T,), 2)),
+        "z": gs.Series(_normal((N, T, 2), 1), _times((T,), 2)),
     }
     model = _build(lambda key: gs.Flux1.for_data(data, condition_on="y", key=key, **SMALL), 13)
     return model, eqx.filter_jit(model), _inputs(model, 14)
@@ -122,11 +122,11 @@ def flux_obs():
 # ---- equivariance -------------------------------------------------------------------------------
 
 
-def _permutation(num_nodes, start, point_perms):
+def _permutation(num_scalars, start, point_perms):
     """Flat permutation that reorders the points of a node starting at ``start``: channel ``c``
     of point ``i`` takes channel ``c`` of point ``point_perms[c][i]``."""
     channels = len(point_perms)
-    perm = np.arange(num_nodes)
+    perm = np.arange(num_scalars)
     for c, point_perm in enumerate(point_perms):
         perm[start + c + channels * np.arange(T)] = start + c + channels * np.asarray(point_perm)
     return perm
@@ -143,7 +143,7 @@ def _check_equivariant(call, inputs, perm):
 @given(st.permutations(range(T)))
 def test_joint_is_equivariant_to_reordering_points(joint, point_perm):
     model, call, inputs = joint
-    _check_equivariant(call, inputs, _permutation(model.num_nodes, 2, [point_perm]))
+    _check_equivariant(call, inputs, _permutation(model.num_scalars, 2, [point_perm]))
 
 
 @settings(max_examples=12, deadline=None)
@@ -152,14 +152,14 @@ def test_joint_is_equivariant_per_channel(joint_channels, perm0, perm1):
     """Each scalar is a token: the channels of a series may even be reordered separately."""
     model, call, inputs = joint_channels
     assert model.token_ids[2:6] == (2, 3, 2, 3)  # one ID per channel
-    _check_equivariant(call, inputs, _permutation(model.num_nodes, 2, [perm0, perm1]))
+    _check_equivariant(call, inputs, _permutation(model.num_scalars, 2, [perm0, perm1]))
 
 
 @settings(max_examples=12, deadline=None)
 @given(st.permutations(range(T)))
 def test_flux1_is_invariant_to_reordering_condition_points(flux_cond, point_perm):
     model, call, inputs = flux_cond
-    _check_equivariant(call, inputs, _permutation(model.num_nodes, 2, [point_perm] * 2))
+    _check_equivariant(call, inputs, _permutation(model.num_scalars, 2, [point_perm] * 2))
 
 
 @settings(max_examples=12, deadline=None)
@@ -167,7 +167,7 @@ def test_flux1_is_invariant_to_reordering_condition_points(flux_cond, point_perm
 def test_flux1_is_equivariant_to_reordering_inferred_points(flux_obs, point_perm):
     model, call, inputs = flux_obs
     assert model.fixed_condition_mask == (True,) * 3 + (False,) * (2 * T)
-    _check_equivariant(call, inputs, _permutation(model.num_nodes, 3, [point_perm] * 2))
+    _check_equivariant(call, inputs, _permutation(model.num_scalars, 3, [point_perm] * 2))
 
 
 # ---- what the metadata does ---------------------------------------------------------------------
@@ -177,7 +177,7 @@ def test_flux1_is_equivariant_to_reordering_inferred_points(flux_obs, point_perm
 def test_zero_metadata_rotates_nothing_and_metadata_matters(name, request):
     model, call, (x, metadata, mask) = request.getfixturevalue(name)
     plain = _without_metadata(model)
-    zeros = jnp.zeros(model.num_nodes)
+    zeros = jnp.zeros(model.num_scalars)
     at_zero = call(TIME, x, mask, metadata=zeros)
     np.testing.assert_array_equal(at_zero, eqx.filter_jit(plain)(TIME, x, mask))
     out = call(TIME, x, mask, metadata=metadata)
@@ -191,7 +191,7 @@ def test_zero_metadata_rotates_nothing_and_metadata_matters(name, request):
 
 def test_flux1_reads_the_time_of_a_tokens_first_scalar(flux_cond):
     model, call, (x, metadata, mask) = flux_cond
-    second = np.arange(model.num_nodes) % 2 == 1  # channel 1 of the x tokens (and theta[1])
+    second = np.arange(model.num_scalars) % 2 == 1  # channel 1 of the x tokens (and theta[1])
     moved = jnp.where(jnp.asarray(model.has_metadata) & second, metadata + 3.0, metadata)
     out = call(TIME, x, mask, metadata=metadata)
     np.testing.assert_array_equal(call(TIME, x, mask, metadata=moved), out)
@@ -268,13 +268,13 @@ def test_flux1_for_data_needs_one_time_per_token():
     theta = np.zeros((N, 2), np.float32)
     per_channel = _times((N, T, 2), 0)
     with pytest.raises(ValueError, match=r"one time per token.*\(T,\) or \(\.\.\., T\)"):
-        gs.Flux1.for_data({"theta": theta, "x": gs.Observed(values, per_channel)},
+        gs.Flux1.for_data({"theta": theta, "x": gs.Series(values, per_channel)},
                           condition_on="x", key=jr.key(0), **SMALL)
     # Per-channel times that agree are fine, and Flux1Joint takes any.
     same = np.repeat(_times((N, T, 1), 0), 2, axis=-1)
-    _build(lambda key: gs.Flux1.for_data({"theta": theta, "x": gs.Observed(values, same)},
+    _build(lambda key: gs.Flux1.for_data({"theta": theta, "x": gs.Series(values, same)},
                                          condition_on="x", key=key, **SMALL))
-    timed = {"theta": theta, "x": gs.Observed(values, per_channel)}
+    timed = {"theta": theta, "x": gs.Series(values, per_channel)}
     _build(lambda key: gs.Flux1Joint.for_data(timed, key=key, **SMALL_JOINT))
 
 
@@ -283,7 +283,7 @@ def test_flux1_queries_need_one_time_per_token(flux_cond):
     channel's times. Checked before anything is traced."""
     data = {
         "theta": _normal((N, 2), 0),
-        "x": gs.Observed(_normal((N, T, 2), 1), _times((N, T), 2)),
+        "x": gs.Series(_normal((N, T, 2), 1), _times((N, T), 2)),
     }
     layout = gs.data.NodeLayout.from_data(data)
     est = gs.Estimator(
@@ -293,12 +293,12 @@ def test_flux1_queries_need_one_time_per_token(flux_cond):
     values = _normal((3, 2), 3)
     per_channel = _times((3, 2), 4)
     with pytest.raises(ValueError, match=r"`condition\['x'\]\.times` differ between the channels"):
-        est.sample(jr.key(0), {"x": gs.Observed(values, per_channel)}, 2)
+        est.sample(jr.key(0), {"x": gs.Series(values, per_channel)}, 2)
     with pytest.raises(ValueError, match=r"`condition\['x'\]\.times` differ"):  # batched
-        est.sample(jr.key(0), {"x": gs.Observed(values[None], per_channel[None])}, 2)
+        est.sample(jr.key(0), {"x": gs.Series(values[None], per_channel[None])}, 2)
     # One time per point, or per-channel times that agree, make a query.
     for times in (per_channel[:, 0], np.repeat(per_channel[:, :1], 2, axis=-1)):
-        given, metadata, _ = est._query({"x": gs.Observed(values, times)})
+        given, metadata, _ = est._query({"x": gs.Series(values, times)})
         assert np.isfinite(metadata).all()
 
 
@@ -314,7 +314,7 @@ def test_config_round_trip(name, request):
         rebuilt = _build(lambda key: type(model)(**config, key=key))
         assert rebuilt.token_ids == model.token_ids
         assert rebuilt.has_metadata == model.has_metadata
-        assert rebuilt.num_nodes == model.num_nodes
+        assert rebuilt.num_scalars == model.num_scalars
         assert rebuilt.hyperparameters == model.hyperparameters
         assert jax.tree.structure(rebuilt) == jax.tree.structure(model)
 

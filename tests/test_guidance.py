@@ -469,7 +469,7 @@ _BAD_TYPE = (ValueError, jaxtyping.TypeCheckError)  # runtime type checks may an
         ([0.0, 0.0, 0.0], [1.0, -1.0, 1.0], "lower.*upper.*entries \\[1\\]"),
         ([0.0, 0.0, 0.0], [0.0, 1.0, 1.0], "lower.*upper"),
         ([0.0, 0.0, 0.0], [1.0, 1.0], "upper.*\\(3,\\).*\\(2,\\)"),
-        ([[0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0]], "lower.*num_nodes.*\\(1, 3\\)"),
+        ([[0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0]], "lower.*num_scalars.*\\(1, 3\\)"),
         ([0.0, np.nan, 0.0], [1.0, 1.0, 1.0], "NaN"),
         ([INF, 0.0, 0.0], [INF, 1.0, 1.0], "lower"),
     ],
@@ -482,7 +482,7 @@ def test_interval_rejects_bad_bounds(lower, upper, match):
 @pytest.mark.parametrize(
     "A, b, match",
     [
-        ([1.0, 0.0, 0.0], [1.0], "A.*num_constraints, num_nodes.*\\(3,\\)"),
+        ([1.0, 0.0, 0.0], [1.0], "A.*num_constraints, num_scalars.*\\(3,\\)"),
         ([[1.0, 0.0, 0.0]], [1.0, 2.0], "b.*\\(1,\\).*\\(2,\\)"),
         ([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], [1.0, 1.0], "zero rows \\[1\\]"),
         ([[1.0, INF, 0.0]], [1.0], "finite"),

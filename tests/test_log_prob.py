@@ -267,7 +267,7 @@ def test_bad_settings_raise(kwargs, match):
 
 
 # The function raises ValueError itself; under the suite's runtime type checking the
-# annotations (`Literal[...]`, " num_nodes" shapes, Bool) reject these first, naming the
+# annotations (`Literal[...]`, " num_scalars" shapes, Bool) reject these first, naming the
 # argument, with a TypeCheckError.
 @pytest.mark.parametrize(
     "args, kwargs, match",

@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from gensbi_eqx.training import BernoulliMasks, PosteriorMasks, StructuredMasks, never_all_observed
 
 
-def draw_masks(sampler, key, num_masks: int, num_nodes: int):
-    """``(num_masks, num_nodes)`` masks from independent keys. Run eagerly, the primitives are
+def draw_masks(sampler, key, num_masks: int, num_scalars: int):
+    """``(num_masks, num_scalars)`` masks from independent keys. Run eagerly, the primitives are
     compiled once per shape and reused across parameter patterns, which a jit (keyed on the
     static pattern) would not do."""
-    return jax.vmap(lambda k: sampler(k, num_nodes))(jr.split(key, num_masks))
+    return jax.vmap(lambda k: sampler(k, num_scalars))(jr.split(key, num_masks))
 
 
 draw_many_masks = eqx.filter_jit(draw_masks)
@@ -40,7 +40,7 @@ def parameter_patterns(draw):
     seed=st.integers(0, 2**31 - 1),
 )
 def test_sampler_contract(parameters, rate, seed):
-    """Every sampler gives bool (num_nodes,) masks that never observe every node."""
+    """Every sampler gives bool (num_scalars,) masks that never observe every node."""
     n = len(parameters)
     key = jr.key(seed)
     for sampler in (StructuredMasks(parameters), PosteriorMasks(parameters), BernoulliMasks(rate)):
@@ -151,11 +151,11 @@ def test_bad_parameters_raise(cls, parameters):
 
 
 @pytest.mark.parametrize("cls", [StructuredMasks, PosteriorMasks])
-@pytest.mark.parametrize("num_nodes", [1, 2, 4])
-def test_wrong_num_nodes_raises(cls, num_nodes):
+@pytest.mark.parametrize("num_scalars", [1, 2, 4])
+def test_wrong_num_nodes_raises(cls, num_scalars):
     """Calling a sampler with a node count other than len(parameters) raises ValueError naming it."""
-    with pytest.raises(ValueError, match="`num_nodes`"):
-        cls((True, False, False))(jr.key(0), num_nodes)
+    with pytest.raises(ValueError, match="`num_scalars`"):
+        cls((True, False, False))(jr.key(0), num_scalars)
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, float("nan")])

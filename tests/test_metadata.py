@@ -1,4 +1,4 @@
-"""Nodes with times (`gs.Observed`): layout, queries, the Simformer's metadata embedding, and
+"""Nodes with times (`gs.Series`): layout, queries, the Simformer's metadata embedding, and
 posterior plus posterior predictive from one trained model."""
 
 import equinox as eqx
@@ -21,7 +21,7 @@ def _line_data(n: int, num_points: int = 4, seed: int = 0):
     theta = rng.normal(size=(n, 1)).astype(np.float32)
     times = rng.uniform(0.0, 1.0, size=(n, num_points)).astype(np.float32)
     x = (theta * times + NOISE * rng.normal(size=(n, num_points))).astype(np.float32)
-    return {"theta": theta, "x": gs.Observed(x, times)}
+    return {"theta": theta, "x": gs.Series(x, times)}
 
 
 def _line_posterior(x, t):
@@ -49,7 +49,7 @@ def estimator():
 
 def test_layout_shares_ids_per_channel_and_flattens_times():
     times = np.arange(6, dtype=np.float32).reshape(2, 3)
-    data = {"a": np.zeros((2, 2)), "x": gs.Observed(np.zeros((2, 3, 2)), times)}
+    data = {"a": np.zeros((2, 2)), "x": gs.Series(np.zeros((2, 3, 2)), times)}
     layout = NodeLayout.from_data(data)
     assert layout.metadata_nodes == ("x",)
     # Each channel's points share the ID of the node's first point of that channel.
@@ -75,7 +75,7 @@ def test_query_places_observed_then_predicted_then_free_points(capacity, channel
     times = rng.uniform(0, 5, size=num_observed).astype(np.float32)
     query_times = rng.uniform(0, 5, size=num_predicted).astype(np.float32)
     given_, times_, predicted = query_vectors(
-        layout, {"x": gs.Observed(values, times)}, {"x": query_times}, free_ranges={"x": (0.0, 5.0)}
+        layout, {"x": gs.Series(values, times)}, {"x": query_times}, free_ranges={"x": (0.0, 5.0)}
     )
     c = int(np.prod(channels))
     x_given = given_[1:].reshape((capacity,) + channels)
@@ -97,7 +97,7 @@ def test_query_places_observed_then_predicted_then_free_points(capacity, channel
 def test_query_without_predict_on_a_node_with_channels():
     layout = NodeLayout(("theta", "x"), ((1,), (3, 2)), metadata_nodes=("x",))
     given_, times_, predicted = query_vectors(
-        layout, {"x": gs.Observed(np.ones((2, 2)), np.zeros(2))}, free_ranges={"x": (0.0, 3.0)}
+        layout, {"x": gs.Series(np.ones((2, 2)), np.zeros(2))}, free_ranges={"x": (0.0, 3.0)}
     )
     np.testing.assert_array_equal(given_[1:5], 1.0)
     np.testing.assert_array_equal(times_[5:], 1.5)  # the one free point, mid-range
@@ -107,17 +107,17 @@ def test_query_without_predict_on_a_node_with_channels():
 def test_query_refuses_malformed_times():
     layout = NodeLayout(("theta", "x"), ((1,), (3,)), metadata_nodes=("x",))
     with pytest.raises(ValueError, match="at most 3 points"):
-        query_vectors(layout, {"x": gs.Observed([1.0, 2.0], [0.0, 1.0])}, {"x": [2.0, 3.0]})
-    with pytest.raises(ValueError, match="must be gs.Observed"):
+        query_vectors(layout, {"x": gs.Series([1.0, 2.0], [0.0, 1.0])}, {"x": [2.0, 3.0]})
+    with pytest.raises(ValueError, match="must be gs.Series"):
         query_vectors(layout, {"x": [1.0, 2.0, 3.0]})
     with pytest.raises(ValueError, match="trained without times"):
-        query_vectors(layout, {"theta": gs.Observed([1.0], [0.0])})
+        query_vectors(layout, {"theta": gs.Series([1.0], [0.0])})
     with pytest.raises(ValueError, match="have no times"):
         query_vectors(layout, {}, {"theta": [1.0]})
     with pytest.raises(ValueError, match=r"times` must have shape"):
-        query_vectors(layout, {"x": gs.Observed([1.0, 2.0], [0.0, 1.0, 2.0])})
+        query_vectors(layout, {"x": gs.Series([1.0, 2.0], [0.0, 1.0, 2.0])})
     with pytest.raises(ValueError, match="finite"):
-        query_vectors(layout, {"x": gs.Observed([1.0], [np.nan])})
+        query_vectors(layout, {"x": gs.Series([1.0], [np.nan])})
 
 
 def test_fit_refuses_mismatched_models_and_times():
@@ -127,9 +127,9 @@ def test_fit_refuses_mismatched_models_and_times():
         gs.fit(jr.key(0), plain, data, method=gs.VESDE(), max_steps=1, progress=False)
     timed = gs.Simformer.for_data(data, depth=1, key=jr.key(0))
     untimed = {"theta": data["theta"], "x": np.asarray(data["x"].values)}
-    with pytest.raises(ValueError, match="no gs.Observed node"):
+    with pytest.raises(ValueError, match="no gs.Series node"):
         gs.fit(jr.key(0), timed, untimed, method=gs.VESDE(), max_steps=1, progress=False)
-    bad = {"theta": data["theta"], "x": gs.Observed(data["x"].values, np.zeros((64, 3)))}
+    bad = {"theta": data["theta"], "x": gs.Series(data["x"].values, np.zeros((64, 3)))}
     with pytest.raises(ValueError, match=r"data\['x'\].times"):
         gs.fit(jr.key(0), timed, bad, method=gs.VESDE(), max_steps=1, progress=False)
 
@@ -139,7 +139,7 @@ def test_fit_refuses_mismatched_models_and_times():
 
 @pytest.fixture(scope="module")
 def simformer():
-    data = {"theta": np.zeros((2, 2)), "x": gs.Observed(np.zeros((2, 5, 2)), np.zeros(5))}
+    data = {"theta": np.zeros((2, 2)), "x": gs.Series(np.zeros((2, 5, 2)), np.zeros(5))}
     return gs.Simformer.for_data(data, key=jr.key(3), depth=2, dim_value=8, dim_id=8, head_dim=4)
 
 
@@ -205,7 +205,7 @@ def test_the_posterior_follows_the_observation_times(estimator):
     """Observing x = 0.25 early (t = 0.25) or late (t = 1) gives different closed-form
     posteriors; the model must know which."""
     for t in (0.25, 1.0):
-        draws = estimator.sample(jr.key(4), {"x": gs.Observed([0.25], [t])}, 2000, **SAMPLE)
+        draws = estimator.sample(jr.key(4), {"x": gs.Series([0.25], [t])}, 2000, **SAMPLE)
         mean, sd = _line_posterior([0.25], [t])
         assert "x" not in draws  # a node with times comes back only when predicted
         theta = np.asarray(draws["theta"][:, 0])
@@ -216,7 +216,7 @@ def test_the_posterior_follows_the_observation_times(estimator):
 
 def test_posterior_predictive_at_new_times(estimator):
     """theta and x at times never simulated, from one reverse process."""
-    observed = gs.Observed([0.25, 0.5], [0.5, 1.0])
+    observed = gs.Series([0.25, 0.5], [0.5, 1.0])
     draws = estimator.sample(jr.key(5), {"x": observed}, 2000, predict={"x": [0.0, 0.75]}, **SAMPLE)
     assert draws["x"].shape == (2000, 2) and draws["theta"].shape == (2000, 1)
     mean, sd = _line_posterior([0.25, 0.5], [0.5, 1.0])
@@ -229,15 +229,15 @@ def test_posterior_predictive_at_new_times(estimator):
 
 def test_reordering_observed_points_leaves_the_draws_unchanged(estimator):
     values, times = np.asarray([0.1, 0.4, 0.3]), np.asarray([0.2, 0.9, 0.6])
-    a = estimator.sample(jr.key(6), {"x": gs.Observed(values, times)}, 50, **SAMPLE)
-    b = estimator.sample(jr.key(6), {"x": gs.Observed(values[::-1], times[::-1])}, 50, **SAMPLE)
+    a = estimator.sample(jr.key(6), {"x": gs.Series(values, times)}, 50, **SAMPLE)
+    b = estimator.sample(jr.key(6), {"x": gs.Series(values[::-1], times[::-1])}, 50, **SAMPLE)
     np.testing.assert_allclose(a["theta"], b["theta"], atol=1e-4)
 
 
 def test_batched_and_chunked_queries_with_times(estimator, tmp_path):
     values = np.asarray([[0.1, 0.2], [0.5, 0.9]])
     times = np.asarray([[0.3, 0.6], [0.5, 1.0]])
-    query = {"x": gs.Observed(values, times)}
+    query = {"x": gs.Series(values, times)}
     whole = estimator.sample(jr.key(7), query, 6, predict={"x": [0.1]}, **SAMPLE)
     assert whole["theta"].shape == (6, 2, 1) and whole["x"].shape == (6, 2, 1)
     chunked = estimator.sample(jr.key(7), query, 6, predict={"x": [0.1]}, chunk_size=5, **SAMPLE)
@@ -254,10 +254,10 @@ def test_batched_and_chunked_queries_with_times(estimator, tmp_path):
 def test_log_prob_with_times_is_a_density_of_theta(estimator):
     """Over a grid of theta, the density given four observed points integrates to one."""
     data = _line_data(1, seed=9)
-    observed = {"x": gs.Observed(data["x"].values[0], data["x"].times[0])}
+    observed = {"x": gs.Series(data["x"].values[0], data["x"].times[0])}
     grid = np.linspace(-3, 3, 121, dtype=np.float32)[:, None]
     log_density = estimator.log_prob({"theta": grid}, observed, rtol=1e-4, atol=1e-4)
     mass = np.trapezoid(np.exp(np.asarray(log_density)), grid[:, 0])
     assert abs(mass - 1.0) < 0.05, mass
     with pytest.raises(ValueError, match="in neither"):
-        estimator.log_prob({"theta": grid}, {"x": gs.Observed([0.1], [0.5])})
+        estimator.log_prob({"theta": grid}, {"x": gs.Series([0.1], [0.5])})

@@ -137,7 +137,7 @@ class GaussianOracle(AbstractModel):
     observed tokens."""
 
     method: AbstractMethod
-    num_nodes: int = eqx.field(static=True)
+    num_scalars: int = eqx.field(static=True)
     shift: Float[Array, ""] = eqx.field(default_factory=lambda: jnp.asarray(0.0), converter=jnp.asarray)
     scale: Float[Array, ""] = eqx.field(default_factory=lambda: jnp.asarray(1.0), converter=jnp.asarray)
     observed_fill: Float[Array, ""] = eqx.field(
@@ -157,7 +157,7 @@ class GaussianOracle(AbstractModel):
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"num_nodes": self.num_nodes}
+        return {"num_scalars": self.num_scalars}
 
 
 def _posterior_moments(method, t, y):
@@ -249,9 +249,9 @@ class CleanInputProbe(AbstractModel):
     """Outputs ``weight * sum((x - x0)^2)`` over the observed (or, if ``watch_latent``, the
     latent) tokens, on every token: zero exactly when those inputs are the clean ``x0``."""
 
-    x0: Float[Array, " num_nodes"]
+    x0: Float[Array, " num_scalars"]
     weight: Float[Array, ""]
-    num_nodes: int = eqx.field(static=True)
+    num_scalars: int = eqx.field(static=True)
     watch_latent: bool = eqx.field(static=True, default=False)
 
     def __call__(self, t, x, condition_mask, *, node_ids=None, edge_mask=None):
@@ -261,7 +261,7 @@ class CleanInputProbe(AbstractModel):
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"num_nodes": self.num_nodes}
+        return {"num_scalars": self.num_scalars}
 
 
 def _one_latent_masks(key, num: int, n: int) -> Bool[Array, "num n"]:

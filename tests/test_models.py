@@ -23,9 +23,9 @@ SETTINGS = settings(deadline=None, max_examples=25, database=None)
 
 
 @functools.cache
-def tiny_model(num_nodes: int) -> Simformer:
+def tiny_model(num_scalars: int) -> Simformer:
     """One one-layer model per node count, so hypothesis examples share compiled code."""
-    return Simformer(num_nodes, depth=1, **TINY, key=jr.key(num_nodes))
+    return Simformer(num_scalars, depth=1, **TINY, key=jr.key(num_scalars))
 
 
 @eqx.filter_jit
@@ -52,7 +52,7 @@ def model_inputs(draw, with_edge_mask: bool):
 @SETTINGS
 @given(inputs=model_inputs(with_edge_mask=False) | model_inputs(with_edge_mask=True))
 def test_output_shape_and_finite(inputs):
-    """The model maps (t, x, mask[, edge_mask]) to a finite (num_nodes,) float32 vector."""
+    """The model maps (t, x, mask[, edge_mask]) to a finite (num_scalars,) float32 vector."""
     n, t, x, condition_mask, edge_mask = inputs
     if edge_mask is not None:
         edge_mask = jnp.asarray(edge_mask)
@@ -101,7 +101,7 @@ def test_permutation_equivariance(inputs, perm_seed):
 
 
 def test_default_node_ids_are_arange(getkey):
-    """Omitting node_ids is the same as passing arange(num_nodes)."""
+    """Omitting node_ids is the same as passing arange(num_scalars)."""
     n = 3
     model = tiny_model(n)
     t, x, mask = jnp.asarray(0.5), jr.normal(getkey(), (n,)), jnp.array([True, False, False])
@@ -130,7 +130,7 @@ def test_default_config_parameter_count(getkey):
 
 
 @pytest.mark.parametrize(
-    ("data", "num_nodes"),
+    ("data", "num_scalars"),
     [
         ({"theta": (7, 2), "x": (7, 2)}, 4),
         ({"theta": (7,), "x": (7, 3)}, 4),
@@ -138,12 +138,12 @@ def test_default_config_parameter_count(getkey):
         ({"a": (5, 1), "b": (5,), "c": (5, 6)}, 8),
     ],
 )
-def test_for_data_sizes_model(getkey, data, num_nodes):
+def test_for_data_sizes_model(getkey, data, num_scalars):
     """Simformer.for_data gives one token per scalar of (N,) and (N, d) arrays."""
     arrays = {name: np.zeros(shape, np.float32) for name, shape in data.items()}
     model = Simformer.for_data(arrays, key=getkey(), **TINY, depth=1)
-    assert model.num_nodes == num_nodes
-    assert model.id_embedding.num_embeddings == num_nodes
+    assert model.num_scalars == num_scalars
+    assert model.id_embedding.num_embeddings == num_scalars
 
 
 def test_config_rebuilds_model(getkey):
@@ -159,12 +159,12 @@ def test_config_rebuilds_model(getkey):
 
 @pytest.mark.parametrize(
     "name",
-    ["num_nodes", "dim_value", "dim_id", "dim_condition", "num_heads", "head_dim", "depth", "widening", "dim_time"],
+    ["num_scalars", "dim_value", "dim_id", "dim_condition", "num_heads", "head_dim", "depth", "widening", "dim_time"],
 )
 @pytest.mark.parametrize("value", [0, -2, True, 2.0, "4"])
 def test_bad_hyperparameters_raise(getkey, name, value):
     """Zero, negative and non-integer hyperparameters raise ValueError naming the argument."""
-    kwargs = dict(TINY, num_nodes=3, depth=1)
+    kwargs = dict(TINY, num_scalars=3, depth=1)
     kwargs[name] = value
     # The suite's runtime type checker rejects a float or str against `int` before the
     # constructor's own check runs; outside the suite that check raises the ValueError.

@@ -29,7 +29,7 @@ def _data(n=64):
 def estimator():
     data = _data()
     layout = NodeLayout.from_data(data)
-    model = gs.Simformer(layout.num_nodes, key=jr.key(2), **TINY)
+    model = gs.Simformer(layout.num_scalars, key=jr.key(2), **TINY)
     return gs.Estimator(model, gs.VESDE(), layout, Standardiser.fit(layout.flatten(data)))
 
 

@@ -34,7 +34,7 @@ def _positive_int(value, argument: str) -> int:
 
 @eqx.filter_jit
 def _log_prob_batch(denoiser, y, observed, keys, metadata, trace, num_probes, rtol, atol):
-    """`log_prob` over a batch ``(batch, num_nodes)``; one compile per batch size."""
+    """`log_prob` over a batch ``(batch, num_scalars)``; one compile per batch size."""
 
     def one(y_i, observed_i, key_i, metadata_i):
         d = denoiser if metadata_i is None else with_metadata(denoiser, metadata_i)
@@ -51,7 +51,7 @@ class Estimator(eqx.Module):
     ``model`` holds the EMA weights chosen by validation; ``standardiser`` maps user units to
     the model's; ``edge_mask`` is what the model attends through (a fixed mask, a
     `DependencyMask` from declared dependencies, or ``None``: dense); ``history`` records the
-    training run; ``time_standardiser`` maps the times of `Observed` nodes to the model's
+    training run; ``time_standardiser`` maps the times of `Series` nodes to the model's
     units (``None`` without such nodes).
     """
 
@@ -64,10 +64,10 @@ class Estimator(eqx.Module):
     time_standardiser: Standardiser | None = None
 
     def __check_init__(self):
-        if self.model.num_nodes != self.layout.num_nodes:
+        if self.model.num_scalars != self.layout.num_scalars:
             raise ValueError(
-                f"`model` has {self.model.num_nodes} nodes but `layout` has "
-                f"{self.layout.num_nodes}."
+                f"`model` has {self.model.num_scalars} scalars but `layout` has "
+                f"{self.layout.num_scalars}."
             )
         if self.layout.has_metadata != (self.time_standardiser is not None):
             raise ValueError(
@@ -125,7 +125,7 @@ class Estimator(eqx.Module):
         - `key`: a `jax.random` key.
         - `condition`: ``{name: (*batch, d)}`` observed values in user units; NaN entries are not
           observed, and nodes left out are not observed. A leading batch shape samples every
-          conditional at once. A node trained with times takes ``gs.Observed(values, times)``:
+          conditional at once. A node trained with times takes ``gs.Series(values, times)``:
           any number of points up to its ``T``, at any times.
         - `num_samples`: draws per condition.
         - `predict`: ``{name: times}`` with ``times`` of shape ``(n,)`` or ``(*batch, n)``: also
@@ -143,7 +143,7 @@ class Estimator(eqx.Module):
           restricted to the box, on parameters or on data nodes alike ("the posterior given
           that x lies in this box"), by guided diffusion (`gensbi_eqx.guidance.interval`).
         - `linear_constraints`: ``(A, b)`` for ``A @ z <= b`` with ``A`` of shape
-          ``(k, num_nodes)`` over the flat vector of all nodes in layout order (user units).
+          ``(k, num_scalars)`` over the flat vector of all nodes in layout order (user units).
         - `guidance_scale`: sharpness of the guidance; 1 is calibrated.
         - `resample_steps`: RePaint resampling rounds per step (``sampler="sde"`` only), which
           help guidance reach the constrained law.
@@ -178,7 +178,7 @@ class Estimator(eqx.Module):
             )
         self._check_conditional(observed)
         batch = given.shape[:-1]
-        flat_given = given.reshape(-1, self.layout.num_nodes)
+        flat_given = given.reshape(-1, self.layout.num_scalars)
         flat_observed = observed.reshape(flat_given.shape)
         y_cond = self.standardiser(jnp.asarray(np.where(flat_observed, flat_given, 0.0)))
         if isinstance(resample_steps, bool) or not isinstance(resample_steps, (int, np.integer)):
@@ -209,7 +209,7 @@ class Estimator(eqx.Module):
             metadata,
         )
         samples = jnp.where(flat_observed, flat_given, self.standardiser.inverse(z))
-        samples = samples.reshape((num_samples,) + batch + (self.layout.num_nodes,))
+        samples = samples.reshape((num_samples,) + batch + (self.layout.num_scalars,))
         wanted = [
             name
             for name in self.layout.names
@@ -237,7 +237,7 @@ class Estimator(eqx.Module):
                 )
             A = np.asarray(linear_constraints[0], dtype=np.float32)
             b = np.asarray(linear_constraints[1], dtype=np.float32)
-            n = self.layout.num_nodes
+            n = self.layout.num_scalars
             if A.ndim != 2 or A.shape[1] != n:
                 raise ValueError(
                     f"`linear_constraints` A must have shape (num_constraints, {n}) over the flat "
@@ -311,7 +311,7 @@ class Estimator(eqx.Module):
             raise ValueError("`key` is required with trace='hutchinson'.")
         num_probes = _positive_int(num_probes, "num_probes")
         batch = point.shape[:-1]
-        flat_observed = observed.reshape(-1, self.layout.num_nodes)
+        flat_observed = observed.reshape(-1, self.layout.num_scalars)
         y = self.standardiser(jnp.asarray(np.where(observed, given, point)))
         keys = None if key is None else jax.random.split(key, flat_observed.shape[0])
         if metadata is not None:
@@ -335,7 +335,7 @@ class Estimator(eqx.Module):
 
     def _entries(self, which: np.ndarray) -> list[str]:
         """Labels ``name[index]`` of the scalars flagged in any row of ``which``."""
-        flagged = which.reshape(-1, self.layout.num_nodes).any(axis=0)
+        flagged = which.reshape(-1, self.layout.num_scalars).any(axis=0)
         return [
             f"{name}[{k}]"
             for name in self.layout.names

@@ -32,22 +32,22 @@ def _mask_sampler(condition_masks, layout: NodeLayout, parameters, model: Abstra
     if callable(condition_masks):
         sampler = condition_masks
         try:
-            probe = jnp.asarray(sampler(jr.key(0), layout.num_nodes))
+            probe = jnp.asarray(sampler(jr.key(0), layout.num_scalars))
         except Exception as error:
             raise TypeError(
-                "`condition_masks` must be callable as (key, num_nodes) -> bool mask; calling it "
+                "`condition_masks` must be callable as (key, num_scalars) -> bool mask; calling it "
                 f"failed: {error}"
             ) from error
-        if probe.shape != (layout.num_nodes,) or probe.dtype != jnp.bool_:
+        if probe.shape != (layout.num_scalars,) or probe.dtype != jnp.bool_:
             raise ValueError(
-                f"`condition_masks` must return a bool array of shape ({layout.num_nodes},), "
+                f"`condition_masks` must return a bool array of shape ({layout.num_scalars},), "
                 f"got {probe.dtype} {probe.shape}."
             )
         return sampler
     if condition_masks not in MASK_SAMPLERS:
         raise ValueError(
             f"`condition_masks` must be one of {sorted(MASK_SAMPLERS)} or a callable "
-            f"(key, num_nodes) -> bool mask, got {condition_masks!r}."
+            f"(key, num_scalars) -> bool mask, got {condition_masks!r}."
         )
     if parameters is None:
         parameters = ("theta",) if "theta" in layout.names else layout.names[:1]
@@ -58,7 +58,7 @@ def _mask_sampler(condition_masks, layout: NodeLayout, parameters, model: Abstra
 
 
 def _check_metadata_tokens(model: AbstractModel, layout: NodeLayout) -> None:
-    """The model must embed times on exactly the scalars of the data's `Observed` nodes."""
+    """The model must embed times on exactly the scalars of the data's `Series` nodes."""
     model_mask = tuple(getattr(model, "has_metadata", ()))
     if layout.has_metadata and model_mask != layout.metadata_mask():
         raise ValueError(
@@ -67,8 +67,8 @@ def _check_metadata_tokens(model: AbstractModel, layout: NodeLayout) -> None:
         )
     if not layout.has_metadata and any(model_mask):
         raise ValueError(
-            f"`model` reads times on {sum(model_mask)} tokens, but `data` has no gs.Observed "
-            "node; give those nodes as gs.Observed(values, times)."
+            f"`model` reads times on {sum(model_mask)} tokens, but `data` has no gs.Series "
+            "node; give those nodes as gs.Series(values, times)."
         )
 
 
@@ -101,7 +101,7 @@ def _attention(
         policy = "undirected" if mask_policy is None else mask_policy
         return DependencyMask.from_dependencies(dependencies, layout, policy)
     edge_mask = jnp.asarray(edge_mask)
-    n = layout.num_nodes
+    n = layout.num_scalars
     if edge_mask.shape != (n, n) or edge_mask.dtype != jnp.bool_:
         raise ValueError(
             f"`edge_mask` must be a bool array of shape ({n}, {n}), "
@@ -143,16 +143,16 @@ def fit(
       (conditional: ``p(rest | x)`` only).
     - `data`: named arrays with a shared leading ``N``: ``(N, d)``, ``(N, tokens, channels)``, or
       ``(N,)`` read as ``(N, 1)``. Rows with NaN or inf are refused (and counted). A node
-      given as ``gs.Observed(values, times)`` (values ``(N, T)`` or ``(N, T, channels)``) is
+      given as ``gs.Series(values, times)`` (values ``(N, T)`` or ``(N, T, channels)``) is
       ``T`` points, each with its time; rows may have different times.
     - `method`: ``VESDE()``, ``VPSDE()``, ``FlowMatching()`` or ``EDM()``.
     - `condition_masks`: for joint models, ``"structured"`` (default; the Simformer paper's
       mixture: any conditional), ``"posterior"`` (only ``p(parameters | rest)``), or a callable
-      ``(key, num_nodes) -> bool``. A conditional model (Flux1) trains on its own conditional;
+      ``(key, num_scalars) -> bool``. A conditional model (Flux1) trains on its own conditional;
       leave this unset.
     - `parameters`: node names that are parameters, for the mask samplers (default ``"theta"``
       if present, else the first node).
-    - `edge_mask`: optional fixed ``(num_nodes, num_nodes)`` bool, ``[i, j]``: token i attends
+    - `edge_mask`: optional fixed ``(num_scalars, num_scalars)`` bool, ``[i, j]``: token i attends
       to j, for every condition.
     - `dependencies`: optional ``gs.Dependencies`` (what depends on what in the simulator), from
       which attention masks are derived under `mask_policy`: ``"undirected"`` (default with
@@ -181,9 +181,9 @@ def fit(
             f"`method` must be a method such as gs.VESDE(), got {type(method).__name__}."
         )
     layout = NodeLayout.from_data(data)
-    if model.num_nodes != layout.num_nodes:
+    if model.num_scalars != layout.num_scalars:
         raise ValueError(
-            f"`model` has {model.num_nodes} nodes but `data` has {layout.num_nodes} scalar "
+            f"`model` has {model.num_scalars} scalars but `data` has {layout.num_scalars} "
             f"scalars ({dict(zip(layout.names, layout.shapes))}); build it with "
             f"{type(model).__name__}.for_data(data, ...)."
         )

@@ -6,16 +6,16 @@ from ._constraints import interval_bounds as interval_bounds
 from ._dependencies import Dependencies as Dependencies
 from ._layout import NodeLayout as NodeLayout
 from ._layout import validate_data as validate_data
-from ._observed import NodeData as NodeData
-from ._observed import Observed as Observed
-from ._observed import time_standardiser as time_standardiser
+from ._series import NodeData as NodeData
+from ._series import Series as Series
+from ._series import time_standardiser as time_standardiser
 from ._standardiser import Standardiser as Standardiser
 
 __all__ = [
     "Dependencies",
     "NodeData",
     "NodeLayout",
-    "Observed",
+    "Series",
     "Standardiser",
     "condition_vector",
     "interval_bounds",

@@ -1,6 +1,6 @@
 """Queries: a dict of observed values, NaN meaning "not observed", as one flat vector.
 
-A node with times (`Observed` in the training data) holds up to ``T`` points. A query fills
+A node with times (`Series` in the training data) holds up to ``T`` points. A query fills
 them in order: first the observed points (with their times), then the points to predict (at
 the ``predict`` times), and the rest are free points, sampled and dropped, whose times the
 caller chooses (`Estimator` spreads them over the training range). The points of such a node
@@ -13,7 +13,7 @@ import numpy as np
 
 from .._custom_types import ArrayLike
 from ._layout import NodeLayout
-from ._observed import NodeData, Observed
+from ._series import NodeData, Series
 
 
 def _as_float32(value, where: str) -> np.ndarray:
@@ -26,9 +26,9 @@ def _as_float32(value, where: str) -> np.ndarray:
 def _plain_node(layout: NodeLayout, name: str, value, argument: str) -> np.ndarray:
     """A node without times, ``(*batch, *shape)`` -> ``(*batch, size)``."""
     shape = layout.shapes[layout.names.index(name)]
-    if isinstance(value, Observed):
+    if isinstance(value, Series):
         raise ValueError(
-            f"`{argument}[{name!r}]` is gs.Observed, but node {name!r} was trained without "
+            f"`{argument}[{name!r}]` is gs.Series, but node {name!r} was trained without "
             "times; give a plain array."
         )
     array = _as_float32(value, f"{argument}[{name!r}]")
@@ -52,9 +52,9 @@ def _timed_node(layout: NodeLayout, name: str, value, times_wanted, free_range, 
     if value is None:
         values = np.zeros((0,) + channels, np.float32)
         times = values.copy()
-    elif not isinstance(value, Observed):
+    elif not isinstance(value, Series):
         raise ValueError(
-            f"`{argument}[{name!r}]` must be gs.Observed(values, times): node {name!r} was "
+            f"`{argument}[{name!r}]` must be gs.Series(values, times): node {name!r} was "
             "trained with the time of each point."
         )
     else:
@@ -114,8 +114,8 @@ def query_vectors(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """A query as flat vectors: ``(given, times, predicted)``.
 
-    - ``given``: ``(*batch, num_nodes)`` float32, NaN where not observed.
-    - ``times``: ``(*batch, num_nodes)`` float32: the time of each scalar of a node with times,
+    - ``given``: ``(*batch, num_scalars)`` float32, NaN where not observed.
+    - ``times``: ``(*batch, num_scalars)`` float32: the time of each scalar of a node with times,
       0 for nodes without. The free points of a node in ``free_ranges`` (``{name: (low,
       high)}``) are spread evenly over that range; other free points, and nodes with times
       that the query leaves out, get NaN.
@@ -163,8 +163,8 @@ def query_vectors(
     except ValueError as error:
         shapes = {n: a.shape[:-1] for n, a in values.items()}
         raise ValueError(f"The batch shapes in `{argument}` do not broadcast: {shapes}.") from error
-    flat = np.full(batch + (layout.num_nodes,), np.nan, dtype=np.float32)
-    flat_times = np.zeros(batch + (layout.num_nodes,), dtype=np.float32)
+    flat = np.full(batch + (layout.num_scalars,), np.nan, dtype=np.float32)
+    flat_times = np.zeros(batch + (layout.num_scalars,), dtype=np.float32)
     for name in layout.metadata_nodes:
         flat_times[..., layout.slices[name]] = np.nan
     for name, array in values.items():
@@ -177,7 +177,7 @@ def query_vectors(
 def condition_vector(
     layout: NodeLayout, condition: Mapping[str, NodeData], argument: str = "condition"
 ) -> np.ndarray:
-    """``{name: (*batch, *shape)}`` -> ``(*batch, num_nodes)`` float32, NaN where not observed.
+    """``{name: (*batch, *shape)}`` -> ``(*batch, num_scalars)`` float32, NaN where not observed.
 
     Nodes missing from ``condition`` are not observed; NaN entries inside a given node are not
     observed either. Batch shapes of the given nodes broadcast against each other. (For nodes

@@ -26,7 +26,7 @@ def _bound(value, shape: tuple[int, ...], default: float, where: str) -> np.ndar
 
 
 def interval_bounds(layout: NodeLayout, constraints: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    """``{name: (lower, upper)}`` -> flat ``lower, upper``, each ``(num_nodes,)`` float32.
+    """``{name: (lower, upper)}`` -> flat ``lower, upper``, each ``(num_scalars,)`` float32.
 
     Each bound is a number or an array broadcasting to the node's shape; ``None``, ``-inf`` and
     ``inf`` mean no bound on that side. Nodes (and entries) not constrained get ``(-inf, inf)``.
@@ -43,8 +43,8 @@ def interval_bounds(layout: NodeLayout, constraints: Mapping) -> tuple[np.ndarra
             f"`constraints` on node(s) with times {timed} are not available: which of their "
             "points a box would bind depends on the query. Constrain nodes without times."
         )
-    lower = np.full(layout.num_nodes, -np.inf, dtype=np.float32)
-    upper = np.full(layout.num_nodes, np.inf, dtype=np.float32)
+    lower = np.full(layout.num_scalars, -np.inf, dtype=np.float32)
+    upper = np.full(layout.num_scalars, np.inf, dtype=np.float32)
     for name, bounds in constraints.items():
         if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
             raise ValueError(

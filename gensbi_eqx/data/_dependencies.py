@@ -99,7 +99,7 @@ class Dependencies(eqx.Module):
             ("x", 0): [("theta", 0)],             # x[0] depends on theta[0] only
             ("x", 1): [("theta", 0), ("theta", 1), ("x", 0)],
         })
-        Dependencies.from_adjacency(matrix)       # bool (num_nodes, num_nodes) over all scalars
+        Dependencies.from_adjacency(matrix)       # bool (num_scalars, num_scalars) over all scalars
 
     Keys and parents are node names (all of the node's scalars) or ``(name, index)`` pairs with
     ``index`` the flat (C order) element index within the node, so for a ``(tokens, channels)``
@@ -121,7 +121,7 @@ class Dependencies(eqx.Module):
         Args:
             parents: ``{child: parents}``; a child is a name or ``(name, index)``, its parents
                 a name, a ``(name, index)`` pair, or a list/tuple/set of those.
-            adjacency: instead of ``parents``, a bool ``(num_nodes, num_nodes)`` array over all
+            adjacency: instead of ``parents``, a bool ``(num_scalars, num_scalars)`` array over all
                 scalar nodes with ``[i, j]`` True when scalar i depends on scalar j (see
                 ``from_adjacency``).
         """
@@ -158,20 +158,20 @@ class Dependencies(eqx.Module):
 
     @classmethod
     def from_adjacency(cls, adjacency: Any) -> "Dependencies":
-        """Dependencies given as a bool (or 0/1) ``(num_nodes, num_nodes)`` matrix over all scalar
+        """Dependencies given as a bool (or 0/1) ``(num_scalars, num_scalars)`` matrix over all scalar
         nodes of a layout, ``[i, j]`` True when scalar i depends on scalar j. The diagonal is
         ignored (it is always True in the mask); the rest must be acyclic."""
         return cls(adjacency=adjacency)
 
     def adjacency(self, layout: NodeLayout) -> np.ndarray:
-        """The base mask over ``layout``'s scalars: bool ``(num_nodes, num_nodes)``, ``[i, j]``
+        """The base mask over ``layout``'s scalars: bool ``(num_scalars, num_scalars)``, ``[i, j]``
         True when scalar i depends on scalar j, diagonal True.
 
         Raises ValueError for names the layout does not have, element indices beyond a node's
         size, an adjacency matrix of the wrong shape, and cycles (naming the scalars that form
         one).
         """
-        n = layout.num_nodes
+        n = layout.num_scalars
         if self.matrix is not None:
             matrix = np.array(self.matrix, dtype=bool).reshape(len(self.matrix), -1)
             if matrix.shape != (n, n):
@@ -244,7 +244,7 @@ def _parse_adjacency(adjacency: Any) -> tuple[tuple[bool, ...], ...]:
         ) from error
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
         raise ValueError(
-            f"`adjacency` must be a square (num_nodes, num_nodes) matrix, got shape {matrix.shape}."
+            f"`adjacency` must be a square (num_scalars, num_scalars) matrix, got shape {matrix.shape}."
         )
     if matrix.dtype != np.bool_:
         if not (np.issubdtype(matrix.dtype, np.integer) and np.isin(matrix, (0, 1)).all()):

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array, Float
-from ._observed import NodeData, Observed
+from ._series import NodeData, Series
 
 
 def _as_array(name: str, value: Any, argument: str) -> Array:
@@ -41,7 +41,7 @@ class NodeLayout(eqx.Module):
     ``shapes[k]`` (``(d,)`` for a vector, ``(tokens, channels)`` for e.g. a multi-channel time
     series) and owns the flat scalars ``slices[names[k]]`` (C order, channels fastest).
 
-    Nodes in ``metadata_nodes`` (given as `Observed` values) are ``T`` points of shape ``(T,)``
+    Nodes in ``metadata_nodes`` (given as `Series` values) are ``T`` points of shape ``(T,)``
     or ``(T, channels)`` whose scalars each carry a coordinate (a time); their ``T`` is the
     most points a query can hold."""
 
@@ -71,13 +71,13 @@ class NodeLayout(eqx.Module):
 
     @classmethod
     def from_data(cls, data: Mapping[str, NodeData], argument: str = "data") -> "NodeLayout":
-        """The layout of named training data ``{name: (N, *shape), (N,) or Observed}``, in the
+        """The layout of named training data ``{name: (N, *shape), (N,) or Series}``, in the
         dict's order."""
         arrays = validate_data(data, argument)
         return cls(
             tuple(arrays),
             tuple(tuple(int(s) for s in a.shape[1:]) for a in arrays.values()),
-            tuple(name for name, value in data.items() if isinstance(value, Observed)),
+            tuple(name for name, value in data.items() if isinstance(value, Series)),
         )
 
     @property
@@ -88,7 +88,7 @@ class NodeLayout(eqx.Module):
         """Which learned ID each scalar uses: its own index, except that the points of a node
         with times share one ID per channel (the ID of the node's first point), so that they
         are told apart only by their times and can come in any order."""
-        ids = list(range(self.num_nodes))
+        ids = list(range(self.num_scalars))
         for name in self.metadata_nodes:
             part = self.slices[name]
             channels = self.channels(name)
@@ -97,7 +97,7 @@ class NodeLayout(eqx.Module):
         return tuple(ids)
 
     def metadata_mask(self) -> tuple[bool, ...]:
-        """``(num_nodes,)``: True on the scalars that carry a coordinate."""
+        """``(num_scalars,)``: True on the scalars that carry a coordinate."""
         return tuple(self.node_mask(self.metadata_nodes).tolist())
 
     @property
@@ -112,7 +112,7 @@ class NodeLayout(eqx.Module):
         return shape[-1] if len(shape) >= 2 else 1
 
     @property
-    def num_nodes(self) -> int:
+    def num_scalars(self) -> int:
         return sum(self.sizes)
 
     @property
@@ -121,9 +121,9 @@ class NodeLayout(eqx.Module):
         return {n: slice(int(a), int(b)) for n, a, b in zip(self.names, bounds[:-1], bounds[1:])}
 
     def node_mask(self, names) -> np.ndarray:
-        """``(num_nodes,)`` bool, True on the tokens of the given node names."""
+        """``(num_scalars,)`` bool, True on the tokens of the given node names."""
         self.check_names(names, "names")
-        mask = np.zeros(self.num_nodes, dtype=bool)
+        mask = np.zeros(self.num_scalars, dtype=bool)
         for name in names:
             mask[self.slices[name]] = True
         return mask
@@ -135,9 +135,9 @@ class NodeLayout(eqx.Module):
                 f"`{argument}` names unknown node(s) {unknown}; the nodes are {list(self.names)}."
             )
 
-    def flatten(self, data: Mapping[str, NodeData], argument: str = "data") -> Float[Array, "N num_nodes"]:
-        """Concatenate named data ``{name: (N, *shape)}`` into ``(N, num_nodes)`` in layout
-        order (the values of `Observed` nodes)."""
+    def flatten(self, data: Mapping[str, NodeData], argument: str = "data") -> Float[Array, "N num_scalars"]:
+        """Concatenate named data ``{name: (N, *shape)}`` into ``(N, num_scalars)`` in layout
+        order (the values of `Series` nodes)."""
         self._check_metadata_given(data, argument)
         arrays = validate_data(data, argument)
         if tuple(arrays) != self.names:
@@ -155,10 +155,10 @@ class NodeLayout(eqx.Module):
         return jnp.concatenate([a.reshape(a.shape[0], -1) for a in arrays.values()], axis=1)
 
     def flatten_times(self, data: Mapping[str, NodeData], argument: str = "data") -> np.ndarray:
-        """``(N, num_nodes)`` float32: the times of the `Observed` nodes' scalars, 0 elsewhere."""
+        """``(N, num_scalars)`` float32: the times of the `Series` nodes' scalars, 0 elsewhere."""
         self._check_metadata_given(data, argument)
         n = len(next(iter(validate_data(data, argument).values())))
-        times = np.zeros((n, self.num_nodes), np.float32)
+        times = np.zeros((n, self.num_scalars), np.float32)
         for name in self.metadata_nodes:
             shape = self.shapes[self.names.index(name)]
             _, node_times = data[name].aligned(f"{argument}[{name!r}]", len(shape))
@@ -169,18 +169,18 @@ class NodeLayout(eqx.Module):
         if not isinstance(data, Mapping):
             return  # validate_data explains
         for name, value in data.items():
-            if (name in self.metadata_nodes) != isinstance(value, Observed):
+            if (name in self.metadata_nodes) != isinstance(value, Series):
                 raise ValueError(
                     f"`{argument}[{name!r}]` must be "
                     + (
-                        "gs.Observed(values, times): the model was trained with its times."
+                        "gs.Series(values, times): the model was trained with its times."
                         if name in self.metadata_nodes
                         else "a plain array: the model was trained without times for it."
                     )
                 )
 
-    def unflatten(self, flat: Float[Array, "*batch num_nodes"], names=None) -> dict[str, Array]:
-        """Split ``(..., num_nodes)`` into ``{name: (..., *shape)}`` (only ``names`` if given)."""
+    def unflatten(self, flat: Float[Array, "*batch num_scalars"], names=None) -> dict[str, Array]:
+        """Split ``(..., num_scalars)`` into ``{name: (..., *shape)}`` (only ``names`` if given)."""
         names = self.names if names is None else names
         batch = flat.shape[:-1]
         return {
@@ -209,8 +209,8 @@ def validate_data(data: Mapping[str, NodeData], argument: str = "data") -> dict[
     """Check named training data and return it as float32 ``{name: (N, *shape)}``.
 
     Refuses: a non-mapping, no nodes, non-string names, mismatched or zero ``N``, and rows with
-    NaN or inf (counted, so the user can find them in their simulator's output). An `Observed`
-    node gives its values; its times must match them (see `Observed`) and be finite.
+    NaN or inf (counted, so the user can find them in their simulator's output). An `Series`
+    node gives its values; its times must match them (see `Series`) and be finite.
     """
     if not isinstance(data, Mapping):
         raise TypeError(
@@ -223,7 +223,7 @@ def validate_data(data: Mapping[str, NodeData], argument: str = "data") -> dict[
     for name, value in data.items():
         if not isinstance(name, str):
             raise TypeError(f"`{argument}` keys must be node names (str), got {name!r}.")
-        if isinstance(value, Observed):
+        if isinstance(value, Series):
             array = _as_array(name, value.values, argument)
             if array.ndim not in (2, 3):
                 raise ValueError(

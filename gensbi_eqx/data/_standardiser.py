@@ -11,11 +11,11 @@ from .._custom_types import Array, Float
 class Standardiser(eqx.Module):
     """``z = (x - mean) / std`` per token; constant tokens keep ``std = 1`` so they stay finite."""
 
-    mean: Float[Array, " num_nodes"]
-    std: Float[Array, " num_nodes"]
+    mean: Float[Array, " num_scalars"]
+    std: Float[Array, " num_scalars"]
 
     @classmethod
-    def fit(cls, x: Float[Array, "N num_nodes"], groups: Sequence[int] | None = None) -> "Standardiser":
+    def fit(cls, x: Float[Array, "N num_scalars"], groups: Sequence[int] | None = None) -> "Standardiser":
         """Mean and std of each token over the rows of ``x``; tokens with the same entry in
         ``groups`` (e.g. the points of a series, `NodeLayout.token_ids`) pool their statistics,
         so that exchangeable tokens stay exchangeable."""
@@ -31,11 +31,11 @@ class Standardiser(eqx.Module):
         return cls(mean, jnp.where(std > 1e-8, std, 1.0))
 
     @classmethod
-    def identity(cls, num_nodes: int) -> "Standardiser":
-        return cls(jnp.zeros(num_nodes), jnp.ones(num_nodes))
+    def identity(cls, num_scalars: int) -> "Standardiser":
+        return cls(jnp.zeros(num_scalars), jnp.ones(num_scalars))
 
-    def __call__(self, x: Float[Array, "*batch num_nodes"]) -> Float[Array, "*batch num_nodes"]:
+    def __call__(self, x: Float[Array, "*batch num_scalars"]) -> Float[Array, "*batch num_scalars"]:
         return (x - self.mean) / self.std
 
-    def inverse(self, z: Float[Array, "*batch num_nodes"]) -> Float[Array, "*batch num_nodes"]:
+    def inverse(self, z: Float[Array, "*batch num_scalars"]) -> Float[Array, "*batch num_scalars"]:
         return z * self.std + self.mean

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
-from .._custom_types import Array, ConditionMask, Float, Key, Scalar, ScalarLike, Tokens
+from .._custom_types import Array, ConditionMask, Float, Key, Scalar, ScalarLike, Flat
 from ..models import edge_mask_for
 
 
@@ -84,7 +84,7 @@ class AbstractMethod(eqx.Module):
         """What the network is told about the noise level at time ``t``."""
         return jnp.asarray(t, dtype=float)
 
-    def target(self, x0: Tokens, eps: Tokens, t: ScalarLike) -> Tokens:
+    def target(self, x0: Flat, eps: Flat, t: ScalarLike) -> Flat:
         """What the network is trained to output at ``y_t = alpha x0 + sigma eps``."""
         if self.prediction == "noise":
             return eps
@@ -93,7 +93,7 @@ class AbstractMethod(eqx.Module):
         d_alpha, d_sigma = self.alpha_sigma_derivatives(t)
         return d_alpha * x0 + d_sigma * eps
 
-    def denoise(self, output: Tokens, t: ScalarLike, y: Tokens) -> tuple[Tokens, Tokens]:
+    def denoise(self, output: Flat, t: ScalarLike, y: Flat) -> tuple[Flat, Flat]:
         """``(x0_hat, eps_hat)`` from the network's ``output`` at ``(t, y)``."""
         alpha, sigma = self.alpha_sigma(t)
         if self.prediction == "noise":
@@ -111,15 +111,15 @@ def network_output(
     model,
     method: AbstractMethod,
     t: ScalarLike,
-    y: Tokens,
+    y: Flat,
     condition_mask: ConditionMask,
     edge_mask=None,
-    metadata: Float[Array, " num_nodes"] | None = None,
-) -> Tokens:
+    metadata: Float[Array, " num_scalars"] | None = None,
+) -> Flat:
     """The model's raw output at ``(t, y)``: latent tokens are rescaled to unit variance first;
     observed tokens are clean data and enter as they are. The model receives the noise level
     as the method encodes it, ``method.noise_input(t)``. ``edge_mask`` is a fixed
-    ``(num_nodes, num_nodes)`` mask, a `DependencyMask` (evaluated at ``condition_mask``), or
+    ``(num_scalars, num_scalars)`` mask, a `DependencyMask` (evaluated at ``condition_mask``), or
     ``None``; ``metadata`` is each token's coordinate, for models with metadata tokens."""
     t = jnp.asarray(t, dtype=float)
     y_in = jnp.where(condition_mask, y, method.input_scale(t) * y)

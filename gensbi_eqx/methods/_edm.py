@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
-from .._custom_types import Array, ArrayLike, Float, Key, Scalar, ScalarLike, Tokens
+from .._custom_types import Array, ArrayLike, Float, Key, Scalar, ScalarLike, Flat
 from ._base import AbstractMethod
 
 
@@ -116,14 +116,14 @@ class EDM(AbstractMethod):
     def noise_input(self, t: ScalarLike) -> Scalar:
         return self.preconditioning(t)[3]
 
-    def target(self, x0: Tokens, eps: Tokens, t: ScalarLike) -> Tokens:
+    def target(self, x0: Flat, eps: Flat, t: ScalarLike) -> Flat:
         # (x0 - c_skip y) / c_out at y = x0 + sigma eps, simplified so that nothing cancels
         # at small sigma: c_in (sigma x0 / sigma_data - sigma_data eps).
         _, _, c_in, _ = self.preconditioning(t)
         sd = self.sigma_data
         return c_in * (self.sigma(t) * x0 / sd - sd * eps)
 
-    def denoise(self, output: Tokens, t: ScalarLike, y: Tokens) -> tuple[Tokens, Tokens]:
+    def denoise(self, output: Flat, t: ScalarLike, y: Flat) -> tuple[Flat, Flat]:
         c_skip, c_out, c_in, _ = self.preconditioning(t)
         x0 = c_skip * y + c_out * output
         # (y - x0_hat) / sigma, simplified so that nothing cancels at small sigma.

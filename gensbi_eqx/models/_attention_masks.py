@@ -35,19 +35,19 @@ from ..data import Dependencies, NodeLayout
 
 MASK_POLICIES = ("dense", "undirected", "directed")
 
-BaseMask = Bool[ArrayLike, "num_nodes num_nodes"]
-ConditionLike = Bool[ArrayLike, " num_nodes"]
+BaseMask = Bool[ArrayLike, "num_scalars num_scalars"]
+ConditionLike = Bool[ArrayLike, " num_scalars"]
 
 
 def _with_diagonal(base: BaseMask) -> EdgeMask:
     base = jnp.asarray(base, dtype=bool)
     if base.ndim != 2 or base.shape[0] != base.shape[1]:
-        raise ValueError(f"`base` must be a square (num_nodes, num_nodes) mask, got {base.shape}.")
+        raise ValueError(f"`base` must be a square (num_scalars, num_scalars) mask, got {base.shape}.")
     return base | jnp.eye(base.shape[0], dtype=bool)
 
 
 def dense_mask(base: BaseMask) -> EdgeMask:
-    """Every token attends to every token: the all-True ``(num_nodes, num_nodes)`` mask."""
+    """Every token attends to every token: the all-True ``(num_scalars, num_scalars)`` mask."""
     base = jnp.asarray(base, dtype=bool)
     return jnp.ones(base.shape, dtype=bool)
 
@@ -69,12 +69,12 @@ def directed_mask(base: BaseMask, condition_mask: ConditionLike) -> EdgeMask:
     """The minimal faithful mask for one condition mask (the Simformer's directed mask).
 
     Args:
-        base: ``(num_nodes, num_nodes)`` bool, ``[i, j]`` True when i depends on j. Must be a
+        base: ``(num_scalars, num_scalars)`` bool, ``[i, j]`` True when i depends on j. Must be a
             DAG apart from its diagonal (``Dependencies.adjacency`` guarantees this).
-        condition_mask: ``(num_nodes,)`` bool, True where a node is observed. May be traced.
+        condition_mask: ``(num_scalars,)`` bool, True where a node is observed. May be traced.
 
     Returns:
-        ``(num_nodes, num_nodes)`` bool. Observed rows equal ``base``. Latent rows come from
+        ``(num_scalars, num_scalars)`` bool. Observed rows equal ``base``. Latent rows come from
         eliminating the latent nodes of the moral graph in this order (the one of the Simformer
         reference implementation): the candidates are first the latent nodes without latent
         children; once a node is eliminated, its latent parents become candidates too. Each step
@@ -85,25 +85,25 @@ def directed_mask(base: BaseMask, condition_mask: ConditionLike) -> EdgeMask:
     """
     base = _with_diagonal(base)
     observed = jnp.asarray(condition_mask, dtype=bool)
-    num_nodes = base.shape[0]
-    if observed.shape != (num_nodes,):
+    num_scalars = base.shape[0]
+    if observed.shape != (num_scalars,):
         raise ValueError(
-            f"`condition_mask` must have shape ({num_nodes},) to match `base`, got "
+            f"`condition_mask` must have shape ({num_scalars},) to match `base`, got "
             f"{tuple(observed.shape)}."
         )
-    eye = jnp.eye(num_nodes, dtype=bool)
+    eye = jnp.eye(num_scalars, dtype=bool)
     parents = base & ~eye  # [i, j]: j is a parent of i
     latent = ~observed
-    index = jnp.arange(num_nodes)
+    index = jnp.arange(num_scalars)
     has_latent_child = jnp.any(parents & latent[:, None], axis=0)
 
     def eliminate(_, state):
         filled, inverse, eliminated, candidates, eliminated_parents = state
-        # There are at most num_nodes latent nodes, so the fixed-length loop idles once none is
+        # There are at most num_scalars latent nodes, so the fixed-length loop idles once none is
         # left. Masking the updates with `active` makes an idle step a no-op without selecting
         # between whole matrices, which would dominate the cost under vmap.
         active = jnp.any(candidates)
-        degree = jnp.where(candidates, jnp.sum(filled, axis=1), num_nodes + 1)
+        degree = jnp.where(candidates, jnp.sum(filled, axis=1), num_scalars + 1)
         fewest = candidates & (degree == jnp.min(degree))
         score = jnp.where(fewest, eliminated_parents, -1)
         v = jnp.max(jnp.where(fewest & (score == jnp.max(score)), index, 0))
@@ -120,17 +120,17 @@ def directed_mask(base: BaseMask, condition_mask: ConditionLike) -> EdgeMask:
     state = (
         undirected_mask(base),
         jnp.zeros_like(base),
-        jnp.zeros(num_nodes, dtype=bool),
+        jnp.zeros(num_scalars, dtype=bool),
         latent & ~has_latent_child,
-        jnp.zeros(num_nodes, dtype=jnp.int32),
+        jnp.zeros(num_scalars, dtype=jnp.int32),
     )
-    _, inverse, _, _, _ = jax.lax.fori_loop(0, num_nodes, eliminate, state)
+    _, inverse, _, _, _ = jax.lax.fori_loop(0, num_scalars, eliminate, state)
     inverse = jnp.where(jnp.any(observed), inverse | eye, base)
     return jnp.where(observed[:, None], base, inverse)
 
 
 def attention_mask(policy: str, base: BaseMask, condition_mask: ConditionLike) -> EdgeMask:
-    """The ``(num_nodes, num_nodes)`` attention mask of a policy in ``MASK_POLICIES`` for one
+    """The ``(num_scalars, num_scalars)`` attention mask of a policy in ``MASK_POLICIES`` for one
     example: ``"dense"`` (all True), ``"undirected"`` (moral graph, ignores ``condition_mask``)
     or ``"directed"`` (minimal faithful mask for this ``condition_mask``). ``policy`` is a Python
     string (static under jit)."""
@@ -152,7 +152,7 @@ class DependencyMask(eqx.Module):
     for every example's condition mask inside ``jit``.
     """
 
-    base: Bool[Array, "num_nodes num_nodes"]
+    base: Bool[Array, "num_scalars num_scalars"]
     policy: str = eqx.field(static=True)
     dependencies: Dependencies | None = eqx.field(static=True, default=None)
 

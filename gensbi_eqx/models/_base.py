@@ -6,7 +6,7 @@ from typing import Any
 import equinox as eqx
 import numpy as np
 
-from .._custom_types import ConditionMask, EdgeMask, Scalar, Tokens
+from .._custom_types import ConditionMask, EdgeMask, Scalar, Flat
 
 
 class AbstractModel(eqx.Module):
@@ -18,21 +18,21 @@ class AbstractModel(eqx.Module):
     ``fixed_condition_mask``. Models may take further keyword inputs (token IDs).
     """
 
-    num_nodes: eqx.AbstractVar[int]
+    num_scalars: eqx.AbstractVar[int]
 
     @abc.abstractmethod
     def __call__(
         self,
         t: Scalar,
-        x: Tokens,
+        x: Flat,
         condition_mask: ConditionMask,
         *,
         edge_mask: EdgeMask | None = None,
-    ) -> Tokens:
+    ) -> Flat:
         """Args: the noise level ``t`` (scalar, as the method encodes it); values
-        ``x (num_nodes,)``; ``condition_mask (num_nodes,)`` (True = observed); optional
-        ``edge_mask (num_nodes, num_nodes)`` (``[i, j]``: i attends to j). Returns
-        ``(num_nodes,)``."""
+        ``x (num_scalars,)``; ``condition_mask (num_scalars,)`` (True = observed); optional
+        ``edge_mask (num_scalars, num_scalars)`` (``[i, j]``: i attends to j). Returns
+        ``(num_scalars,)``."""
 
     @property
     def fixed_condition_mask(self) -> tuple[bool, ...] | None:
@@ -63,23 +63,23 @@ def check_shapes(**given: tuple[Any, tuple[int, ...]]) -> None:
 
 
 def token_metadata(
-    num_nodes: int, token_ids, has_metadata
+    num_scalars: int, token_ids, has_metadata
 ) -> tuple[tuple[int, ...], tuple[bool, ...]]:
     """Checked ``(token_ids, has_metadata)`` of a joint model, one entry per token; defaults
-    ``arange(num_nodes)`` and all False."""
-    token_ids = tuple(range(num_nodes)) if token_ids is None else tuple(token_ids)
-    has_metadata = (False,) * num_nodes if has_metadata is None else tuple(has_metadata)
-    if len(token_ids) != num_nodes or any(
-        isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < num_nodes
+    ``arange(num_scalars)`` and all False."""
+    token_ids = tuple(range(num_scalars)) if token_ids is None else tuple(token_ids)
+    has_metadata = (False,) * num_scalars if has_metadata is None else tuple(has_metadata)
+    if len(token_ids) != num_scalars or any(
+        isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < num_scalars
         for i in token_ids
     ):
         raise ValueError(
-            f"`token_ids` must be {num_nodes} ints in [0, {num_nodes}), got {token_ids!r}."
+            f"`token_ids` must be {num_scalars} ints in [0, {num_scalars}), got {token_ids!r}."
         )
-    if len(has_metadata) != num_nodes or any(
+    if len(has_metadata) != num_scalars or any(
         not isinstance(m, (bool, np.bool_)) for m in has_metadata
     ):
-        raise ValueError(f"`has_metadata` must be {num_nodes} bools, got {has_metadata!r}.")
+        raise ValueError(f"`has_metadata` must be {num_scalars} bools, got {has_metadata!r}.")
     return tuple(int(i) for i in token_ids), tuple(bool(m) for m in has_metadata)
 
 
@@ -89,12 +89,12 @@ def check_metadata(model, metadata) -> None:
     if any(model.has_metadata) and metadata is None:
         raise ValueError(
             f"This {name} embeds the coordinates of {sum(model.has_metadata)} tokens; pass "
-            "`metadata` (num_nodes,)."
+            "`metadata` (num_scalars,)."
         )
     if not any(model.has_metadata) and metadata is not None:
         raise ValueError(
             f"This {name} has no tokens with metadata, got `metadata`; build it with "
-            f"{name}.for_data(data) on data with gs.Observed nodes."
+            f"{name}.for_data(data) on data with gs.Series nodes."
         )
 
 

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, Scalar, Tokens
-from ..data import NodeData, NodeLayout, Observed
+from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, Scalar, Flat
+from ..data import NodeData, NodeLayout, Series
 from ._base import (
     AbstractModel,
     check_metadata,
@@ -52,11 +52,11 @@ def check_one_time_per_token(
     data: Mapping[str, NodeData], layout: NodeLayout, argument: str = "data"
 ) -> None:
     """A Flux1 token is a row of channels with one RoPE position: refuse per-channel times in
-    the `Observed` nodes of ``data`` (training data, or a query's condition)."""
+    the `Series` nodes of ``data`` (training data, or a query's condition)."""
     for name in layout.metadata_nodes:
         shape = layout.shapes[layout.names.index(name)]
         node = data.get(name)
-        if len(shape) != 2 or not isinstance(node, Observed):
+        if len(shape) != 2 or not isinstance(node, Series):
             continue
         _, times = node.aligned(f"{argument}[{name!r}]", len(shape))
         if not (times == times[..., :1]).all():
@@ -114,7 +114,7 @@ class Flux1(AbstractModel):
     are rotated by RoPE at the real-valued position ``metadata * metadata_scale`` (axis 0, in
     either stream), and share one ID per node (``token_ids``), so they are told apart by their
     coordinate alone and the model is equivariant to reordering them. A token reads the
-    metadata and ID of its first scalar. `Flux1.for_data` sets both from `Observed` nodes.
+    metadata and ID of its first scalar. `Flux1.for_data` sets both from `Series` nodes.
     """
 
     obs_in: eqx.nn.Linear
@@ -160,12 +160,12 @@ class Flux1(AbstractModel):
         - `mlp_ratio`, `num_heads`, `depth`, `depth_single_blocks`, `axes_dim`, `qkv_bias`: the
           widths; ``hidden = sum(axes_dim) * num_heads``.
         - `theta`, `id_embedding_strategy`, `obs_grid`, `cond_grid`: see above.
-        - `conditioned`: ``(num_nodes,)`` bools, the scalars conditioned on (default: the obs
+        - `conditioned`: ``(num_scalars,)`` bools, the scalars conditioned on (default: the obs
           scalars first, then the cond scalars).
-        - `token_ids`: ``(num_nodes,)``, per scalar; a token's ID (table row or ``pos1d``
+        - `token_ids`: ``(num_scalars,)``, per scalar; a token's ID (table row or ``pos1d``
           index in its stream) is that of the token whose first scalar is
           ``token_ids[its first scalar]`` (default ``arange``: its own).
-        - `has_metadata`: ``(num_nodes,)`` bools, the scalars that take a coordinate in
+        - `has_metadata`: ``(num_scalars,)`` bools, the scalars that take a coordinate in
           ``metadata`` (default none), the same for the channels of a token; a stream with such
           tokens needs the ID strategy ``absolute`` or ``pos1d``.
         - `metadata_scale`: RoPE position per unit of coordinate (default
@@ -213,8 +213,8 @@ class Flux1(AbstractModel):
         if depth + depth_single_blocks < 1:
             raise ValueError("`depth` + `depth_single_blocks` must be >= 1, got 0.")
         obs_kind, cond_kind = hyper["id_embedding_strategy"]
-        num_nodes = num_obs + num_cond
-        token_ids, has_metadata = token_metadata(num_nodes, token_ids, has_metadata)
+        num_scalars = num_obs + num_cond
+        token_ids, has_metadata = token_metadata(num_scalars, token_ids, has_metadata)
         flags = np.asarray(has_metadata)
         is_cond = np.asarray(conditioned)
         obs_index = np.flatnonzero(~is_cond).reshape(dim_obs, in_channels)
@@ -273,7 +273,7 @@ class Flux1(AbstractModel):
         Channels follow the data: a node shaped ``(N, tokens, channels)`` gives ``tokens``
         tokens of ``channels`` scalars; ``(N, d)`` gives ``d`` one-channel tokens. A single node
         shaped ``(N, height, width, channels)`` is a grid for the 2-D ID strategies. The tokens
-        of `Observed` nodes take their times as metadata, one time per token: values
+        of `Series` nodes take their times as metadata, one time per token: values
         ``(N, T, C)`` need times ``(T,)`` or ``(N, T)`` (or the same for every channel).
         """
         layout = NodeLayout.from_data(data)
@@ -304,7 +304,7 @@ class Flux1(AbstractModel):
         )
 
     @property
-    def num_nodes(self) -> int:
+    def num_scalars(self) -> int:
         return len(self.conditioned)
 
     @property
@@ -331,23 +331,23 @@ class Flux1(AbstractModel):
     def __call__(
         self,
         t: Scalar,
-        x: Tokens,
+        x: Flat,
         condition_mask: ConditionMask,
         *,
         edge_mask: EdgeMask | None = None,
         obs_ids: Float[Array, "dim_obs axes_obs"] | None = None,
         cond_ids: Float[Array, "dim_cond axes_cond"] | None = None,
-        metadata: Float[Array, " num_nodes"] | None = None,
-    ) -> Tokens:
-        """Returns ``(num_nodes,)``: the output at the obs scalars, zero at the cond scalars.
+        metadata: Float[Array, " num_scalars"] | None = None,
+    ) -> Flat:
+        """Returns ``(num_scalars,)``: the output at the obs scalars, zero at the cond scalars.
 
         ``obs_ids``/``cond_ids`` override the default token positions (e.g. real-valued
         observation times for ``rope1d``), shaped like ``IdEmbedding.default_ids()``;
-        ``metadata (num_nodes,)`` is each scalar's coordinate, read at the first scalar of
+        ``metadata (num_scalars,)`` is each scalar's coordinate, read at the first scalar of
         each token with metadata (required then) as its RoPE position
         ``metadata * metadata_scale``, also when ids are given.
         """
-        n = self.num_nodes
+        n = self.num_scalars
         check_shapes(x=(x, (n,)), condition_mask=(condition_mask, (n,)), metadata=(metadata, (n,)))
         check_metadata(self, metadata)
         if edge_mask is not None:

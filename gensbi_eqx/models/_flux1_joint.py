@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, Scalar, Tokens
+from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, Scalar, Flat
 from ..data import NodeData, NodeLayout
 from ._base import (
     AbstractModel,
@@ -37,14 +37,14 @@ class Flux1Joint(AbstractModel):
 
     Width ``hidden = sum(axes_dim) * num_heads``. ``id_embedding_strategy`` is one of
     ``absolute`` (default: variables are unordered), ``pos1d``, ``pos2d``, ``rope1d``,
-    ``rope2d``, ``rope``; ``theta`` is the RoPE base (default ``10 * num_nodes``, or ``10 *
+    ``rope2d``, ``rope``; ``theta`` is the RoPE base (default ``10 * num_scalars``, or ``10 *
     metadata_scale`` with metadata tokens).
 
     Tokens with metadata (``has_metadata``; e.g. the points of a series, each with its time)
     are rotated by RoPE at the real-valued position ``metadata * metadata_scale`` (axis 0),
     and share one ID per node and channel (``token_ids``), so they are told apart by their
     coordinate alone and the model is equivariant to reordering them. `Flux1Joint.for_data`
-    sets both from `Observed` nodes.
+    sets both from `Series` nodes.
     """
 
     value_in: eqx.nn.Linear
@@ -53,14 +53,14 @@ class Flux1Joint(AbstractModel):
     time_embedding: TimeEmbedding
     single_blocks: SingleStreamBlock
     final_layer: FinalLayer
-    num_nodes: int = eqx.field(static=True)
+    num_scalars: int = eqx.field(static=True)
     token_ids: tuple[int, ...] = eqx.field(static=True)
     has_metadata: tuple[bool, ...] = eqx.field(static=True)
     hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True)
 
     def __init__(
         self,
-        num_nodes: int,
+        num_scalars: int,
         *,
         mlp_ratio: float | int = 4.0,
         num_heads: int = 4,
@@ -77,27 +77,27 @@ class Flux1Joint(AbstractModel):
         key: Key,
     ):
         """**Arguments:**
-        - `num_nodes`: tokens (scalars) per example.
+        - `num_scalars`: tokens (scalars) per example.
         - `mlp_ratio`, `num_heads`, `depth_single_blocks`, `axes_dim`, `qkv_bias`: the widths;
           ``hidden = sum(axes_dim) * num_heads``.
         - `theta`, `id_embedding_strategy`, `grid`: see above.
-        - `token_ids`: ``(num_nodes,)``, the ID (table row or ``pos1d`` index) of each token
+        - `token_ids`: ``(num_scalars,)``, the ID (table row or ``pos1d`` index) of each token
           (default ``arange``).
-        - `has_metadata`: ``(num_nodes,)`` bools, the tokens that take a coordinate in
+        - `has_metadata`: ``(num_scalars,)`` bools, the tokens that take a coordinate in
           ``metadata`` (default none); needs ``id_embedding_strategy`` ``absolute`` or ``pos1d``.
-        - `metadata_scale`: RoPE position per unit of coordinate (default ``num_nodes``:
+        - `metadata_scale`: RoPE position per unit of coordinate (default ``num_scalars``:
           coordinates scaled to ``[0, 1]`` span as many positions as there are tokens).
         - `compute_dtype`: dtype of the blocks (parameters stay float32).
         - `key`: a `jax.random` key.
         """
-        check_positive_ints(num_nodes=num_nodes)
+        check_positive_ints(num_scalars=num_scalars)
         hyper = dict(
             mlp_ratio=float(mlp_ratio),
             num_heads=num_heads,
             depth_single_blocks=depth_single_blocks,
             axes_dim=tuple(int(a) for a in axes_dim),
             qkv_bias=bool(qkv_bias),
-            theta=float(10 * num_nodes if theta is None else theta),
+            theta=float(10 * num_scalars if theta is None else theta),
             id_embedding_strategy=id_embedding_strategy,
             grid=None if grid is None else tuple(grid),
             compute_dtype=compute_dtype_name(compute_dtype),
@@ -105,16 +105,16 @@ class Flux1Joint(AbstractModel):
         hidden = check_flux_hyperparameters(**hyper)
         if depth_single_blocks < 1:
             raise ValueError(f"`depth_single_blocks` must be >= 1, got {depth_single_blocks}.")
-        token_ids, has_metadata = token_metadata(num_nodes, token_ids, has_metadata)
+        token_ids, has_metadata = token_metadata(num_scalars, token_ids, has_metadata)
         if any(has_metadata):
             check_metadata_strategy(id_embedding_strategy)
         hyper.update(
-            rope_metadata_hyperparameters(token_ids, has_metadata, metadata_scale, num_nodes, theta)
+            rope_metadata_hyperparameters(token_ids, has_metadata, metadata_scale, num_scalars, theta)
         )
         kv, ki, kc, kt, kb, kf = jr.split(key, 6)
         self.value_in = eqx.nn.Linear("scalar", hidden, key=kv)
         self.ids = IdEmbedding(
-            id_embedding_strategy, num_nodes, hidden, axes_dim=hyper["axes_dim"],
+            id_embedding_strategy, num_scalars, hidden, axes_dim=hyper["axes_dim"],
             grid=hyper["grid"], key=ki,
         )
         self.condition_embedding = 0.5 * jr.normal(kc, (2, hidden))
@@ -125,7 +125,7 @@ class Flux1Joint(AbstractModel):
             key=kb,
         )
         self.final_layer = FinalLayer(hidden, 1, key=kf)
-        self.num_nodes = num_nodes
+        self.num_scalars = num_scalars
         self.token_ids = token_ids
         self.has_metadata = has_metadata
         self.hyperparameters = tuple(hyper.items())
@@ -133,10 +133,10 @@ class Flux1Joint(AbstractModel):
     @classmethod
     def for_data(cls, data: Mapping[str, NodeData], *, key: Key, **hyperparameters) -> "Flux1Joint":
         """A Flux1Joint with one token per scalar of the named data ``{name: (N, *shape)}``;
-        the scalars of `Observed` nodes take their times as metadata."""
+        the scalars of `Series` nodes take their times as metadata."""
         layout = NodeLayout.from_data(data)
         hyperparameters = {**layout_metadata(layout), **hyperparameters}
-        return cls(layout.num_nodes, key=key, **hyperparameters)
+        return cls(layout.num_scalars, key=key, **hyperparameters)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -144,23 +144,23 @@ class Flux1Joint(AbstractModel):
         for name in ("token_ids", "has_metadata"):
             if name in hyper:
                 hyper[name] = list(hyper[name])
-        return {"num_nodes": self.num_nodes, **hyper}
+        return {"num_scalars": self.num_scalars, **hyper}
 
     def __call__(
         self,
         t: Scalar,
-        x: Tokens,
+        x: Flat,
         condition_mask: ConditionMask,
         *,
         edge_mask: EdgeMask | None = None,
-        ids: Float[Array, "num_nodes axes"] | None = None,
-        metadata: Float[Array, " num_nodes"] | None = None,
-    ) -> Tokens:
+        ids: Float[Array, "num_scalars axes"] | None = None,
+        metadata: Float[Array, " num_scalars"] | None = None,
+    ) -> Flat:
         """See `AbstractModel`; ``ids`` overrides the default token positions (those of
         ``token_ids`` in ``self.ids.default_ids()``), shaped like ``self.ids.default_ids()``;
-        ``metadata (num_nodes,)`` is each token's coordinate, read where ``has_metadata``
+        ``metadata (num_scalars,)`` is each token's coordinate, read where ``has_metadata``
         (required then) as its RoPE position ``metadata * metadata_scale``."""
-        n = self.num_nodes
+        n = self.num_scalars
         default = self.ids.default_ids()
         check_shapes(
             x=(x, (n,)), condition_mask=(condition_mask, (n,)), edge_mask=(edge_mask, (n, n)),

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
-from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, NodeIds, Scalar, Tokens
+from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, TokenIds, Scalar, Flat
 from ..data import NodeData, NodeLayout
 from ._base import (
     AbstractModel,
@@ -32,7 +32,7 @@ class Simformer(AbstractModel):
     Tokens with metadata (``has_metadata``; e.g. the points of a series, each with its time)
     add a `MetadataEmbedding` of their coordinate to their ID embedding, and share one ID per
     node and channel (``token_ids``), so they are told apart by their coordinate alone and the
-    model is equivariant to reordering them. `Simformer.for_data` sets both from `Observed`
+    model is equivariant to reordering them. `Simformer.for_data` sets both from `Series`
     nodes.
 
     The defaults are the paper's "small" configuration (about 180k parameters on two moons).
@@ -47,14 +47,14 @@ class Simformer(AbstractModel):
     metadata_embedding: MetadataEmbedding | None
     transformer: Transformer
     head: eqx.nn.Linear
-    num_nodes: int = eqx.field(static=True)
+    num_scalars: int = eqx.field(static=True)
     token_ids: tuple[int, ...] = eqx.field(static=True)
     has_metadata: tuple[bool, ...] = eqx.field(static=True)
     hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True)
 
     def __init__(
         self,
-        num_nodes: int,
+        num_scalars: int,
         *,
         dim_value: int = 20,
         dim_id: int = 20,
@@ -70,8 +70,8 @@ class Simformer(AbstractModel):
         compute_dtype: DTypeLike = "float32",
         key: Key,
     ):
-        """**Arguments** beyond the widths: `token_ids` ``(num_nodes,)``, the learned ID of each
-        token (default ``arange``); `has_metadata` ``(num_nodes,)`` bools, the tokens that
+        """**Arguments** beyond the widths: `token_ids` ``(num_scalars,)``, the learned ID of each
+        token (default ``arange``); `has_metadata` ``(num_scalars,)`` bools, the tokens that
         take a coordinate in ``metadata`` (default none); `metadata_scale`, the standard
         deviation of the coordinate's Fourier frequencies (coordinates are scaled to ``[0, 1]``
         over the training range, so 4 resolves a few dozen distinct points)."""
@@ -85,22 +85,22 @@ class Simformer(AbstractModel):
             widening=widening,
             dim_time=dim_time,
         )
-        check_positive_ints(num_nodes=num_nodes, **hyper)
+        check_positive_ints(num_scalars=num_scalars, **hyper)
         if dim_time % 2:
             raise ValueError(f"`dim_time` must be even (sin and cos pairs), got {dim_time}.")
         hyper["compute_dtype"] = compute_dtype_name(compute_dtype)
-        token_ids, has_metadata = token_metadata(num_nodes, token_ids, has_metadata)
+        token_ids, has_metadata = token_metadata(num_scalars, token_ids, has_metadata)
         if any(has_metadata):
             hyper.update(
                 token_ids=list(token_ids), has_metadata=list(has_metadata),
                 metadata_scale=float(metadata_scale),
             )
-        elif token_ids != tuple(range(num_nodes)):
+        elif token_ids != tuple(range(num_scalars)):
             hyper["token_ids"] = list(token_ids)
         kv, ki, kc, kt, kf, kh, km = jr.split(key, 7)
         dim = dim_value + dim_id + dim_condition
         self.value_embedding = eqx.nn.Linear("scalar", dim_value, key=kv)
-        self.id_embedding = eqx.nn.Embedding(num_nodes, dim_id, key=ki)
+        self.id_embedding = eqx.nn.Embedding(num_scalars, dim_id, key=ki)
         self.condition_embedding = 0.5 * jr.normal(kc, (dim_condition,))
         self.time_embedding = GaussianFourierEmbedding(dim_time, key=kt)
         self.metadata_embedding = (
@@ -111,7 +111,7 @@ class Simformer(AbstractModel):
             compute_dtype=hyper["compute_dtype"], key=kf,
         )
         self.head = eqx.nn.Linear(dim, "scalar", key=kh)
-        self.num_nodes = num_nodes
+        self.num_scalars = num_scalars
         self.token_ids = token_ids
         self.has_metadata = has_metadata
         self.hyperparameters = tuple(
@@ -121,31 +121,31 @@ class Simformer(AbstractModel):
     @classmethod
     def for_data(cls, data: Mapping[str, NodeData], *, key: Key, **hyperparameters) -> "Simformer":
         """A Simformer with one token per scalar of the named data ``{name: (N, d) or (N,)}``;
-        the scalars of `Observed` nodes take their times as metadata."""
+        the scalars of `Series` nodes take their times as metadata."""
         layout = NodeLayout.from_data(data)
         hyperparameters = {**layout_metadata(layout), **hyperparameters}
-        return cls(layout.num_nodes, key=key, **hyperparameters)
+        return cls(layout.num_scalars, key=key, **hyperparameters)
 
     @property
     def config(self) -> dict[str, Any]:
         hyper = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparameters}
-        return {"num_nodes": self.num_nodes, **hyper}
+        return {"num_scalars": self.num_scalars, **hyper}
 
     def __call__(
         self,
         t: Scalar,
-        x: Tokens,
+        x: Flat,
         condition_mask: ConditionMask,
         *,
-        node_ids: NodeIds | None = None,
+        node_ids: TokenIds | None = None,
         edge_mask: EdgeMask | None = None,
-        metadata: Float[Array, " num_nodes"] | None = None,
-    ) -> Tokens:
-        """See `AbstractModel`; ``node_ids (num_nodes,)`` selects each token's learned ID
+        metadata: Float[Array, " num_scalars"] | None = None,
+    ) -> Flat:
+        """See `AbstractModel`; ``node_ids (num_scalars,)`` selects each token's learned ID
         (default ``token_ids``; out-of-range ids are clamped by the lookup, not caught);
-        ``metadata (num_nodes,)`` is each token's coordinate, read where ``has_metadata``
+        ``metadata (num_scalars,)`` is each token's coordinate, read where ``has_metadata``
         (required then)."""
-        n = self.num_nodes
+        n = self.num_scalars
         check_shapes(
             x=(x, (n,)), condition_mask=(condition_mask, (n,)), node_ids=(node_ids, (n,)),
             edge_mask=(edge_mask, (n, n)), metadata=(metadata, (n,)),

@@ -35,8 +35,8 @@ class MaskedSelfAttention(eqx.Module):
         self.head_dim = head_dim
 
     def __call__(
-        self, h: Float[Array, "num_nodes dim"], edge_mask: EdgeMask | None
-    ) -> Float[Array, "num_nodes dim"]:
+        self, h: Float[Array, "num_scalars dim"], edge_mask: EdgeMask | None
+    ) -> Float[Array, "num_scalars dim"]:
         n = h.shape[0]
 
         def heads(layer):
@@ -80,10 +80,10 @@ class TransformerBlock(eqx.Module):
 
     def __call__(
         self,
-        h: Float[Array, "num_nodes dim"],
+        h: Float[Array, "num_scalars dim"],
         context: Float[Array, " context_dim"],
         edge_mask: EdgeMask | None,
-    ) -> Float[Array, "num_nodes dim"]:
+    ) -> Float[Array, "num_scalars dim"]:
         h = h + self.attention(jax.vmap(self.attention_norm)(h), edge_mask)
         z = jax.vmap(self.mlp_norm)(h) + jax.nn.gelu(self.context(context))
         z = jax.vmap(self.mlp_out)(jax.nn.gelu(jax.vmap(self.mlp_in)(z)))
@@ -124,10 +124,10 @@ class Transformer(eqx.Module):
 
     def __call__(
         self,
-        h: Float[Array, "num_nodes dim"],
+        h: Float[Array, "num_scalars dim"],
         context: Float[Array, " context_dim"],
         edge_mask: EdgeMask | None = None,
-    ) -> Float[Array, "num_nodes dim"]:
+    ) -> Float[Array, "num_scalars dim"]:
         dtype = self.compute_dtype
         context = context.astype(dtype)
         h = run_stack(

@@ -9,28 +9,28 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._custom_types import Array, ConditionMask, EdgeMask, Float, Scalar, ScalarLike, Tokens
+from .._custom_types import Array, ConditionMask, EdgeMask, Float, Scalar, ScalarLike, Flat
 from ..methods import AbstractMethod, network_output
 from ..models import AbstractModel, DependencyMask
 
 
 class AbstractDenoiser(eqx.Module):
-    """``(t, y, condition_mask) -> (x0_hat, eps_hat)``, each ``(num_nodes,)``, for ONE example
+    """``(t, y, condition_mask) -> (x0_hat, eps_hat)``, each ``(num_scalars,)``, for ONE example
     in standardised units. Entries where ``condition_mask`` is True are ignored by samplers."""
 
     method: eqx.AbstractVar[AbstractMethod]
 
     @abc.abstractmethod
-    def __call__(self, t: Scalar, y: Tokens, condition_mask: ConditionMask) -> tuple[Tokens, Tokens]:
+    def __call__(self, t: Scalar, y: Flat, condition_mask: ConditionMask) -> tuple[Flat, Flat]:
         ...
 
-    def score(self, t: ScalarLike, y: Tokens, condition_mask: ConditionMask) -> Tokens:
+    def score(self, t: ScalarLike, y: Flat, condition_mask: ConditionMask) -> Flat:
         """``grad_y log p_t(y_latent | y_observed)`` on the latent entries."""
         t = jnp.asarray(t, dtype=float)
         _, eps = self(t, y, condition_mask)
         return -eps / self.method.alpha_sigma(t)[1]
 
-    def velocity(self, t: ScalarLike, y: Tokens, condition_mask: ConditionMask) -> Tokens:
+    def velocity(self, t: ScalarLike, y: Flat, condition_mask: ConditionMask) -> Flat:
         """The probability-flow ODE's ``dy/dt``."""
         t = jnp.asarray(t, dtype=float)
         x0, eps = self(t, y, condition_mask)
@@ -45,16 +45,16 @@ class ModelDenoiser(AbstractDenoiser):
     model: AbstractModel
     method: AbstractMethod
     edge_mask: EdgeMask | DependencyMask | None = None
-    metadata: Float[Array, " num_nodes"] | None = None
+    metadata: Float[Array, " num_scalars"] | None = None
 
-    def __call__(self, t: Scalar, y: Tokens, condition_mask: ConditionMask) -> tuple[Tokens, Tokens]:
+    def __call__(self, t: Scalar, y: Flat, condition_mask: ConditionMask) -> tuple[Flat, Flat]:
         output = network_output(
             self.model, self.method, t, y, condition_mask, self.edge_mask, self.metadata
         )
         return self.method.denoise(output, t, y)
 
 
-def with_metadata(denoiser: AbstractDenoiser, metadata: Float[Array, " num_nodes"]) -> AbstractDenoiser:
+def with_metadata(denoiser: AbstractDenoiser, metadata: Float[Array, " num_scalars"]) -> AbstractDenoiser:
     """``denoiser`` with every `ModelDenoiser` inside it (e.g. under guidance) reading the
     token coordinates ``metadata``; used per condition inside ``vmap``."""
     is_model = lambda node: isinstance(node, ModelDenoiser)

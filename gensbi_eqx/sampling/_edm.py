@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
-from .._custom_types import ConditionMask, Key, Scalar, Tokens
+from .._custom_types import ConditionMask, Key, Scalar, Flat
 from ..methods import EDM
 from ._denoiser import AbstractDenoiser
 from ._solve import _initial
@@ -35,7 +35,7 @@ def _check_settings(denoiser, steps, s_churn, s_min, s_max, s_noise) -> None:
 def sample_edm(
     key: Key,
     denoiser: AbstractDenoiser,
-    y_cond: Tokens,
+    y_cond: Flat,
     condition_mask: ConditionMask,
     *,
     steps: int = 18,
@@ -43,7 +43,7 @@ def sample_edm(
     s_min: float = 0.0,
     s_max: float = math.inf,
     s_noise: float = 1.0,
-) -> Tokens:
+) -> Flat:
     """One draw of the latent entries by Karras et al.'s Heun sampler with stochastic churn.
 
     The noise levels are ``sigma_i = method.sigma(t_i)`` at ``t_i = linspace(1, 0, steps)`` (the
@@ -58,13 +58,13 @@ def sample_edm(
     **Arguments:**
     - `key`: a `jax.random` key.
     - `denoiser`: ``(t, y, mask) -> (x0_hat, eps_hat)``; its method must be an ``EDM``.
-    - `y_cond`: ``(num_nodes,)`` observed values (standardised) where ``condition_mask``.
-    - `condition_mask`: ``(num_nodes,)``, True = observed; those entries are returned as given.
+    - `y_cond`: ``(num_scalars,)`` observed values (standardised) where ``condition_mask``.
+    - `condition_mask`: ``(num_scalars,)``, True = observed; those entries are returned as given.
     - `steps`: number of noise levels (Karras' ``N``).
     - `s_churn`, `s_min`, `s_max`, `s_noise`: churn strength, the noise-level window where it
       applies, and the scale of the fresh noise.
 
-    **Returns:** ``(num_nodes,)``.
+    **Returns:** ``(num_scalars,)``.
     """
     _check_settings(denoiser, steps, s_churn, s_min, s_max, s_noise)
     method = denoiser.method
@@ -73,13 +73,13 @@ def sample_edm(
     k_init, k_churn = jr.split(key)
     churn_keys = jr.split(k_churn, steps)
 
-    def churn(y, sigma, churn_key) -> tuple[Tokens, Scalar]:
+    def churn(y, sigma, churn_key) -> tuple[Flat, Scalar]:
         in_window = (s_min <= sigma) & (sigma <= s_max)
         sigma_hat = sigma * (1 + jnp.where(in_window, gamma, 0.0))
         noise = jnp.sqrt(sigma_hat**2 - sigma**2) * s_noise * jr.normal(churn_key, y.shape)
         return jnp.where(condition_mask, y, y + noise), sigma_hat
 
-    def slope(y, sigma) -> Tokens:
+    def slope(y, sigma) -> Flat:
         x0_hat, _ = denoiser(method.time_of_sigma(sigma), y, condition_mask)
         return jnp.where(condition_mask, 0.0, (y - x0_hat) / sigma)
 

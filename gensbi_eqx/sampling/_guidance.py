@@ -74,7 +74,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import log_ndtr as _jax_log_ndtr
 
-from .._custom_types import Array, ArrayLike, ConditionMask, Float, Scalar, Tokens
+from .._custom_types import Array, ArrayLike, ConditionMask, Float, Scalar, Flat
 from ..methods import AbstractMethod
 from ._denoiser import AbstractDenoiser
 
@@ -162,13 +162,13 @@ class AbstractGuidedDenoiser(AbstractDenoiser):
 
     @abc.abstractmethod
     def constraints(
-        self, num_nodes: int
+        self, num_scalars: int
     ) -> tuple[
-        Float[Array, "num_constraints num_nodes"],
+        Float[Array, "num_constraints num_scalars"],
         Float[Array, " num_constraints"],
         Float[Array, " num_constraints"],
     ]:
-        """``(directions, lower, upper)`` for vectors of ``num_nodes`` entries; raises
+        """``(directions, lower, upper)`` for vectors of ``num_scalars`` entries; raises
         ValueError if the constraint does not fit that size."""
 
     @property
@@ -178,8 +178,8 @@ class AbstractGuidedDenoiser(AbstractDenoiser):
     def sharpness(
         self,
         t: Scalar,
-        directions: Float[Array, "num_constraints num_nodes"],
-        d_x0: Float[Array, "num_constraints num_nodes"] | None,
+        directions: Float[Array, "num_constraints num_scalars"],
+        d_x0: Float[Array, "num_constraints num_scalars"] | None,
     ) -> Float[Array, " num_constraints"]:
         """``k_j = scale / sqrt(v_j)``, at most ``max_sharpness``. ``d_x0`` holds the rows
         ``(d x0_hat / d y) d_j`` for Tweedie's variance, or is None for the unit variance."""
@@ -198,10 +198,10 @@ class AbstractGuidedDenoiser(AbstractDenoiser):
         return jnp.minimum(jnp.where(positive, k, self.max_sharpness), self.max_sharpness)
 
     def guidance(
-        self, t: Scalar, y: Tokens, condition_mask: ConditionMask
-    ) -> tuple[Tokens, Tokens, Tokens]:
+        self, t: Scalar, y: Flat, condition_mask: ConditionMask
+    ) -> tuple[Flat, Flat, Flat]:
         """``(x0_hat, eps_hat, g)``: the inner estimates and the guidance
-        ``g = grad_y log P(constraint | y)`` ``(num_nodes,)``, zero on observed entries."""
+        ``g = grad_y log P(constraint | y)`` ``(num_scalars,)``, zero on observed entries."""
         directions, lower, upper = self.constraints(y.shape[0])
         if directions.shape[0] == 0:  # nothing bounded: the inner denoiser, no derivatives
             x0, eps = self.denoiser(t, y, condition_mask)
@@ -233,8 +233,8 @@ class AbstractGuidedDenoiser(AbstractDenoiser):
         return x0, eps, jnp.where(condition_mask, 0.0, g)
 
     def __call__(
-        self, t: Scalar, y: Tokens, condition_mask: ConditionMask
-    ) -> tuple[Tokens, Tokens]:
+        self, t: Scalar, y: Flat, condition_mask: ConditionMask
+    ) -> tuple[Flat, Flat]:
         x0, eps, g = self.guidance(t, y, condition_mask)
         alpha, sigma = self.method.alpha_sigma(t)
         on = alpha != 0
@@ -244,13 +244,13 @@ class AbstractGuidedDenoiser(AbstractDenoiser):
 
 
 class IntervalGuidance(AbstractGuidedDenoiser):
-    """Guidance towards ``lower <= x0 <= upper`` (elementwise, ``(num_nodes,)``; infinite
+    """Guidance towards ``lower <= x0 <= upper`` (elementwise, ``(num_scalars,)``; infinite
     entries are unbounded). ``nodes`` lists the entries with a finite bound. Build with
     `interval`."""
 
     denoiser: AbstractDenoiser
-    lower: Float[Array, " num_nodes"]
-    upper: Float[Array, " num_nodes"]
+    lower: Float[Array, " num_scalars"]
+    upper: Float[Array, " num_scalars"]
     nodes: tuple[int, ...] = eqx.field(static=True)
     scale: Scalar
     variance: Variance = eqx.field(static=True)
@@ -259,28 +259,28 @@ class IntervalGuidance(AbstractGuidedDenoiser):
     def __check_init__(self):
         if self.lower.ndim != 1 or self.upper.shape != self.lower.shape:
             raise ValueError(
-                "`lower` and `upper` must both be (num_nodes,), got "
+                "`lower` and `upper` must both be (num_scalars,), got "
                 f"{self.lower.shape} and {self.upper.shape}."
             )
         if any(not 0 <= i < self.lower.shape[0] for i in self.nodes):
             raise ValueError(f"`nodes` must index `lower`, got {self.nodes}.")
 
-    def constraints(self, num_nodes: int):
-        if self.lower.shape != (num_nodes,):
+    def constraints(self, num_scalars: int):
+        if self.lower.shape != (num_scalars,):
             raise ValueError(
-                f"`lower`/`upper` must be ({num_nodes},) to match y, got {self.lower.shape}."
+                f"`lower`/`upper` must be ({num_scalars},) to match y, got {self.lower.shape}."
             )
         nodes = jnp.asarray(self.nodes, dtype=int)
-        directions = jax.nn.one_hot(nodes, num_nodes, dtype=self.lower.dtype)
+        directions = jax.nn.one_hot(nodes, num_scalars, dtype=self.lower.dtype)
         return directions, self.lower[nodes], self.upper[nodes]
 
 
 class LinearGuidance(AbstractGuidedDenoiser):
-    """Guidance towards ``A @ x0 <= b``, ``A (num_constraints, num_nodes)``,
+    """Guidance towards ``A @ x0 <= b``, ``A (num_constraints, num_scalars)``,
     ``b (num_constraints,)``. Build with `linear`."""
 
     denoiser: AbstractDenoiser
-    A: Float[Array, "num_constraints num_nodes"]
+    A: Float[Array, "num_constraints num_scalars"]
     b: Float[Array, " num_constraints"]
     scale: Scalar
     variance: Variance = eqx.field(static=True)
@@ -289,14 +289,14 @@ class LinearGuidance(AbstractGuidedDenoiser):
     def __check_init__(self):
         if self.A.ndim != 2 or self.b.shape != self.A.shape[:1]:
             raise ValueError(
-                "`A` must be (num_constraints, num_nodes) and `b` (num_constraints,), got "
+                "`A` must be (num_constraints, num_scalars) and `b` (num_constraints,), got "
                 f"{self.A.shape} and {self.b.shape}."
             )
 
-    def constraints(self, num_nodes: int):
-        if self.A.shape[1] != num_nodes:
+    def constraints(self, num_scalars: int):
+        if self.A.shape[1] != num_scalars:
             raise ValueError(
-                f"`A` must be ({self.A.shape[0]}, {num_nodes}) to match y, got {self.A.shape}."
+                f"`A` must be ({self.A.shape[0]}, {num_scalars}) to match y, got {self.A.shape}."
             )
         return self.A, jnp.full_like(self.b, -jnp.inf), self.b
 
@@ -344,7 +344,7 @@ def interval(
 
     **Arguments:**
     - `denoiser`: the denoiser to guide (for one example).
-    - `lower`, `upper`: ``(num_nodes,)`` bounds in standardised units; ``-inf``/``inf`` leave an
+    - `lower`, `upper`: ``(num_scalars,)`` bounds in standardised units; ``-inf``/``inf`` leave an
       entry unbounded on that side. Bounds on observed entries have no effect.
     - `scale`: multiplies the sharpness ``k = 1 / sqrt(v)``; 1 is calibrated (``Phi(k u)`` is
       then the probability under the Gaussian approximation). Below 1 guidance is too weak to
@@ -360,8 +360,8 @@ def interval(
     with traced bounds every entry is treated as possibly bounded.
     """
     _check_settings(scale, variance, max_sharpness)
-    lower = _as_float_array("lower", lower, 1, "(num_nodes,)")
-    upper = _as_float_array("upper", upper, 1, "(num_nodes,)")
+    lower = _as_float_array("lower", lower, 1, "(num_scalars,)")
+    upper = _as_float_array("upper", upper, 1, "(num_scalars,)")
     if upper.shape != lower.shape:
         raise ValueError(
             f"`upper` must have the shape of `lower`, {lower.shape}, got {upper.shape}."
@@ -406,7 +406,7 @@ def linear(
 
     **Arguments:**
     - `denoiser`: the denoiser to guide (for one example).
-    - `A`: ``(num_constraints, num_nodes)``, no all-zero rows; `b`: ``(num_constraints,)``;
+    - `A`: ``(num_constraints, num_scalars)``, no all-zero rows; `b`: ``(num_constraints,)``;
       standardised units. Observed entries enter ``A @ x0`` with their observed values.
     - `scale`, `variance`, `max_sharpness`: as for `interval`; ``"tweedie"`` costs one
       Jacobian-vector product per constraint. The guidance does not depend on how the rows of
@@ -415,7 +415,7 @@ def linear(
     **Returns:** a `LinearGuidance` denoiser, usable by every sampler.
     """
     _check_settings(scale, variance, max_sharpness)
-    A = _as_float_array("A", A, 2, "(num_constraints, num_nodes)")
+    A = _as_float_array("A", A, 2, "(num_constraints, num_scalars)")
     b = _as_float_array("b", b, 1, "(num_constraints,)")
     if b.shape != (A.shape[0],):
         raise ValueError(f"`b` must be ({A.shape[0]},) to match `A` {A.shape}, got {b.shape}.")

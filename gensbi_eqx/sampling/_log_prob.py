@@ -29,7 +29,7 @@ What exactly is computed:
 The time convention is ``_solve``'s, run the other way: ``u in [0, 1]`` with
 ``t = _time(method, 1 - u) = t_min + u (1 - t_min)``, so diffrax steps forward from data to
 noise. The divergence is exact (one Jacobian-vector product per node, observed ones
-included; cost grows with ``num_nodes``) or Hutchinson's estimate ``E_z[z^T (dv/dy) z]`` with
+included; cost grows with ``num_scalars``) or Hutchinson's estimate ``E_z[z^T (dv/dy) z]`` with
 Rademacher probes on the latent entries, drawn once and held fixed for the whole solve, so the
 estimate of the integral is unbiased.
 """
@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
-from .._custom_types import ConditionMask, Key, Scalar, Tokens
+from .._custom_types import ConditionMask, Key, Scalar, Flat
 from ._denoiser import AbstractDenoiser
 from ._solve import _time
 
@@ -77,7 +77,7 @@ def _check(denoiser, y, condition_mask, trace, key, num_probes, rtol, atol, max_
         raise TypeError(f"`denoiser` must be an AbstractDenoiser, got {type(denoiser).__name__}.")
     if jnp.ndim(y) != 1:
         raise ValueError(
-            f"`y` must be one example of shape (num_nodes,), got shape {jnp.shape(y)}; "
+            f"`y` must be one example of shape (num_scalars,), got shape {jnp.shape(y)}; "
             "vmap over a batch."
         )
     if not jnp.issubdtype(jnp.result_type(y), jnp.floating):
@@ -102,7 +102,7 @@ def _check(denoiser, y, condition_mask, trace, key, num_probes, rtol, atol, max_
 
 def log_prob(
     denoiser: AbstractDenoiser,
-    y: Tokens,
+    y: Flat,
     condition_mask: ConditionMask,
     *,
     trace: Literal["exact", "hutchinson"] = "exact",
@@ -116,9 +116,9 @@ def log_prob(
 
     **Arguments:**
     - `denoiser`: ``(t, y, mask) -> (x0_hat, eps_hat)`` for one example.
-    - `y`: ``(num_nodes,)`` in standardised units: the point at which the latent entries'
+    - `y`: ``(num_scalars,)`` in standardised units: the point at which the latent entries'
       density is evaluated, and the observed values.
-    - `condition_mask`: ``(num_nodes,)``, True where observed.
+    - `condition_mask`: ``(num_scalars,)``, True where observed.
     - `trace`: ``"exact"`` (Jacobian trace, one JVP per node) or ``"hutchinson"`` (unbiased
       estimate with ``num_probes`` Rademacher probes drawn from ``key``, fixed over the solve).
     - `key`: a `jax.random` key; required for ``"hutchinson"``, unused for ``"exact"``.
@@ -153,7 +153,7 @@ def log_prob(
 
 
 def _log_prior(
-    denoiser: AbstractDenoiser, y_1: Tokens, latent: ConditionMask
+    denoiser: AbstractDenoiser, y_1: Flat, latent: ConditionMask
 ) -> Scalar:
     """``log N(y_1; 0, prior_std^2 I)`` over the latent entries."""
     prior_std = denoiser.method.prior_std()

@@ -23,8 +23,8 @@ _NO_CHURN = (0.0, 0.0, math.inf, 1.0)
 def sample_conditionals(
     key: Key,
     denoiser: AbstractDenoiser,
-    y_cond: Float[Array, "batch num_nodes"],
-    condition_mask: Bool[Array, "batch num_nodes"],
+    y_cond: Float[Array, "batch num_scalars"],
+    condition_mask: Bool[Array, "batch num_scalars"],
     num_samples: int,
     sampler: Sampler = "sde",
     steps: int | None = None,
@@ -34,14 +34,14 @@ def sample_conditionals(
     resample_steps: int = 0,
     chunk_size: int | None = None,
     parallel: DataParallel | None = None,
-    metadata: Float[Array, "batch num_nodes"] | None = None,
-) -> Float[Array, "num_samples batch num_nodes"]:
+    metadata: Float[Array, "batch num_scalars"] | None = None,
+) -> Float[Array, "num_samples batch num_scalars"]:
     """``num_samples`` independent draws for each of the ``batch`` conditions.
 
     **Arguments:**
     - `key`: a `jax.random` key.
     - `denoiser`: ``(t, y, mask) -> (x0_hat, eps_hat)`` for one example.
-    - `y_cond`, `condition_mask`: ``(batch, num_nodes)`` observed values (standardised) and
+    - `y_cond`, `condition_mask`: ``(batch, num_scalars)`` observed values (standardised) and
       which entries are observed.
     - `num_samples`: draws per condition.
     - `sampler`: ``"sde"`` (reverse SDE, Euler-Maruyama, ``steps`` default 500), ``"ode"``
@@ -59,7 +59,7 @@ def sample_conditionals(
     - `metadata`: each condition's token coordinates, for a model with metadata tokens
       (`with_metadata`).
 
-    **Returns:** ``(num_samples, batch, num_nodes)``. Observed entries (``condition_mask``) of
+    **Returns:** ``(num_samples, batch, num_scalars)``. Observed entries (``condition_mask``) of
     ``y_cond`` come back unchanged. Conditions and masks are traced: a new observation of the
     same shape reuses the compiled sampler; the sample count and sampler settings are
     compile-time constants.

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import lineax as lx
 
-from .._custom_types import ConditionMask, Key, Tokens
+from .._custom_types import ConditionMask, Key, Flat
 from ._denoiser import AbstractDenoiser
 
 
@@ -28,7 +28,7 @@ def _data_vanishes_at_noise_end(method) -> bool:
         return bool(alpha == 0)
 
 
-def _initial(key: Key, denoiser: AbstractDenoiser, y_cond: Tokens, mask: ConditionMask) -> Tokens:
+def _initial(key: Key, denoiser: AbstractDenoiser, y_cond: Flat, mask: ConditionMask) -> Flat:
     noise = denoiser.method.prior_std() * jr.normal(key, y_cond.shape)
     return jnp.where(mask, y_cond, noise)
 
@@ -65,15 +65,15 @@ def _check_resample_steps(resample_steps) -> None:
 def sample_sde(
     key: Key,
     denoiser: AbstractDenoiser,
-    y_cond: Tokens,
+    y_cond: Flat,
     condition_mask: ConditionMask,
     *,
     steps: int = 500,
     resample_steps: int = 0,
-) -> Tokens:
+) -> Flat:
     """One draw of the latent entries by the reverse SDE, Euler-Maruyama with ``steps`` steps.
 
-    ``y_cond (num_nodes,)`` holds the observed values (standardised) where ``condition_mask``.
+    ``y_cond (num_scalars,)`` holds the observed values (standardised) where ``condition_mask``.
 
     ``resample_steps = r > 0`` adds RePaint-style resampling (Lugmayr et al. 2022, as used for
     guided sampling by the Simformer): after each reverse step from ``t`` to ``t'``, the latent
@@ -117,11 +117,11 @@ def sample_sde(
 def _resampled_sde(
     key: Key,
     denoiser: AbstractDenoiser,
-    y0: Tokens,
+    y0: Flat,
     condition_mask: ConditionMask,
     steps: int,
     resample_steps: int,
-) -> Tokens:
+) -> Flat:
     """Euler-Maruyama with RePaint resampling; see `sample_sde`."""
     # Each step is repeated after re-noising, so the solve is no longer one diffeqsolve: a scan
     # over the grid drives diffrax's Euler step by step, with fresh Brownian noise every round.
@@ -173,14 +173,14 @@ def _resampled_sde(
 def sample_ode(
     key: Key,
     denoiser: AbstractDenoiser,
-    y_cond: Tokens,
+    y_cond: Flat,
     condition_mask: ConditionMask,
     *,
     steps: int | None = None,
     rtol: float = 1e-5,
     atol: float = 1e-5,
     max_steps: int = 4096,
-) -> Tokens:
+) -> Flat:
     """One draw of the latent entries by the probability-flow ODE.
 
     ``steps=None``: adaptive ``Tsit5`` with a PID controller (``rtol``, ``atol``);

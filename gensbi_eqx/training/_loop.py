@@ -21,8 +21,8 @@ from ._loss import batch_loss
 from ._masks import never_all_observed
 
 MaskSampler = Callable[[Key, int], ConditionMask]
-# Tokens ``(n, num_nodes)``, or the pair (tokens, metadata) for models with metadata tokens.
-TokenRows = Float[Array, "_n num_nodes"]
+# Flat rows ``(n, num_scalars)``, or the pair (tokens, metadata) for models with metadata tokens.
+TokenRows = Float[Array, "_n num_scalars"]
 TrainingData = TokenRows | tuple[TokenRows, TokenRows]
 
 
@@ -38,9 +38,9 @@ def paper_schedule(learning_rate: float, max_steps: int, decay_start: float = 0.
     )
 
 
-def _masks(sampler: MaskSampler, key: Key, batch: int, num_nodes: int):
+def _masks(sampler: MaskSampler, key: Key, batch: int, num_scalars: int):
     keys = jr.split(key, batch)
-    return jax.vmap(lambda k: never_all_observed(sampler(k, num_nodes)))(keys)
+    return jax.vmap(lambda k: never_all_observed(sampler(k, num_scalars)))(keys)
 
 
 def _ema(decay, ema, model):
@@ -51,12 +51,12 @@ def _ema(decay, ema, model):
 
 
 def split_training_data(x):
-    """Training data as ``(tokens, metadata)``: an array ``(n, num_nodes)`` has no metadata; a
+    """Training data as ``(tokens, metadata)``: an array ``(n, num_scalars)`` has no metadata; a
     pair ``(tokens, metadata)`` of such arrays gives each token's coordinate."""
     if isinstance(x, tuple):
         if len(x) != 2 or x[0].shape != x[1].shape:
             raise ValueError(
-                "Training data must be tokens (n, num_nodes) or a pair (tokens, metadata) of "
+                "Training data must be tokens (n, num_scalars) or a pair (tokens, metadata) of "
                 f"the same shape, got {jax.tree.map(jnp.shape, x)}."
             )
         return x
@@ -68,13 +68,13 @@ def _update_fn(
     mask_sampler: MaskSampler,
     optimizer: optax.GradientTransformation,
     batch_size: int,
-    num_nodes: int,
+    num_scalars: int,
     edge_mask: EdgeMask | DependencyMask | None,
     ema_decay: float,
     parallel: DataParallel | None = None,
 ) -> Callable:
     """One optimizer and EMA step, not jitted: ``(x_train, model, ema, opt_state, key, i) ->
-    (model, ema, opt_state, loss)``; ``x_train`` is ``(n, num_nodes)`` or a pair ``(tokens,
+    (model, ema, opt_state, loss)``; ``x_train`` is ``(n, num_scalars)`` or a pair ``(tokens,
     metadata)`` (`split_training_data`). With ``parallel``, the batch is split over the
     devices."""
 
@@ -83,7 +83,7 @@ def _update_fn(
         tokens, metadata = split_training_data(x_train)
         rows = jr.randint(k_batch, (batch_size,), 0, tokens.shape[0])
         x0, metadata = tokens[rows], None if metadata is None else metadata[rows]
-        masks = _masks(mask_sampler, k_mask, batch_size, num_nodes)
+        masks = _masks(mask_sampler, k_mask, batch_size, num_scalars)
         if parallel is not None:
             x0, masks, metadata = parallel.constrain((x0, masks, metadata))
         loss, grads = eqx.filter_value_and_grad(batch_loss)(
@@ -104,7 +104,7 @@ def make_train_step(
     mask_sampler: MaskSampler,
     optimizer: optax.GradientTransformation,
     batch_size: int,
-    num_nodes: int,
+    num_scalars: int,
     edge_mask: EdgeMask | DependencyMask | None = None,
     ema_decay: float = 0.999,
 ) -> Callable:
@@ -113,7 +113,7 @@ def make_train_step(
     one optimizer step and one EMA step (decay warmed up so short runs are not dominated by the
     initial weights). Tracing it a second time raises: it compiles once per run. No buffer
     donation, because the caller keeps the best EMA weights alive."""
-    update = _update_fn(method, mask_sampler, optimizer, batch_size, num_nodes, edge_mask, ema_decay)
+    update = _update_fn(method, mask_sampler, optimizer, batch_size, num_scalars, edge_mask, ema_decay)
     return eqx.filter_jit(eqx.debug.assert_max_traces(update, max_traces=1))
 
 
@@ -122,7 +122,7 @@ def make_fused_train_steps(
     mask_sampler: MaskSampler,
     optimizer: optax.GradientTransformation,
     batch_size: int,
-    num_nodes: int,
+    num_scalars: int,
     steps_per_call: int,
     edge_mask: EdgeMask | DependencyMask | None = None,
     ema_decay: float = 0.999,
@@ -138,7 +138,7 @@ def make_fused_train_steps(
     per-step dispatch; this pays it once per call. Compiles once per run.
     """
     update = _update_fn(
-        method, mask_sampler, optimizer, batch_size, num_nodes, edge_mask, ema_decay, parallel
+        method, mask_sampler, optimizer, batch_size, num_scalars, edge_mask, ema_decay, parallel
     )
 
     @eqx.filter_jit
@@ -192,7 +192,7 @@ def train(
 ) -> tuple[AbstractModel, History]:
     """Train ``model`` on standardised tokens; return its best EMA weights and the history.
 
-    ``x_train``/``x_val``: tokens ``(n, num_nodes)``, or pairs ``(tokens, metadata)`` for a
+    ``x_train``/``x_val``: tokens ``(n, num_scalars)``, or pairs ``(tokens, metadata)`` for a
     model with metadata tokens (each token's coordinate, scaled as the model expects).
 
     Batches are drawn with replacement on the device; each example gets its own condition mask
@@ -205,7 +205,7 @@ def train(
     are replicated; the result lives on the first device.
     """
     start_time = time.perf_counter()
-    num_nodes = split_training_data(x_train)[0].shape[1]
+    num_scalars = split_training_data(x_train)[0].shape[1]
     parallel = data_parallel(devices)
     check_divisible(batch_size, parallel, "batch_size")
     optimizer = optimizer_for(learning_rate, max_steps, gradient_clip)
@@ -215,14 +215,14 @@ def train(
 
     steps_per_call = min(steps_per_call, validation_every, max_steps)
     run_steps = make_fused_train_steps(
-        method, mask_sampler, optimizer, batch_size, num_nodes, steps_per_call, edge_mask,
+        method, mask_sampler, optimizer, batch_size, num_scalars, steps_per_call, edge_mask,
         ema_decay, parallel,
     )
 
     @eqx.filter_jit
     def validation_loss(ema, x_val, key):
         tokens, metadata = split_training_data(x_val)
-        masks = _masks(mask_sampler, jr.fold_in(key, 1), tokens.shape[0], num_nodes)
+        masks = _masks(mask_sampler, jr.fold_in(key, 1), tokens.shape[0], num_scalars)
         return batch_loss(ema, method, tokens, masks, key, edge_mask, metadata)
 
     step_key, val_key = jr.split(key)

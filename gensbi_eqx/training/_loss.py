@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
-from .._custom_types import Array, Bool, ConditionMask, EdgeMask, Float, Key, Scalar, Tokens
+from .._custom_types import Array, Bool, ConditionMask, EdgeMask, Float, Key, Scalar, Flat
 from ..methods import AbstractMethod, network_output
 from ..models import AbstractModel, DependencyMask
 
@@ -12,11 +12,11 @@ from ..models import AbstractModel, DependencyMask
 def example_loss(
     model: AbstractModel,
     method: AbstractMethod,
-    x0: Tokens,
+    x0: Flat,
     condition_mask: ConditionMask,
     key: Key,
     edge_mask: EdgeMask | DependencyMask | None = None,
-    metadata: Float[Array, " num_nodes"] | None = None,
+    metadata: Float[Array, " num_scalars"] | None = None,
 ) -> Scalar:
     """Squared error of the network against the method's target on the latent tokens of one
     example; observed tokens are never noised and contribute zero. ``metadata``: the tokens'
@@ -34,11 +34,11 @@ def example_loss(
 def batch_loss(
     model: AbstractModel,
     method: AbstractMethod,
-    x0: Float[Array, "batch num_nodes"],
-    condition_masks: Bool[Array, "batch num_nodes"],
+    x0: Float[Array, "batch num_scalars"],
+    condition_masks: Bool[Array, "batch num_scalars"],
     key: Key,
     edge_mask: EdgeMask | DependencyMask | None = None,
-    metadata: Float[Array, "batch num_nodes"] | None = None,
+    metadata: Float[Array, "batch num_scalars"] | None = None,
 ) -> Scalar:
     """Mean of ``example_loss`` over a batch (``metadata``: each example's token
     coordinates)."""

@@ -1,4 +1,4 @@
-"""Condition-mask samplers: ``(key, num_nodes) -> Bool[num_nodes]``, True = observed.
+"""Condition-mask samplers: ``(key, num_scalars) -> Bool[num_scalars]``, True = observed.
 
 Training on random condition masks is what lets one joint model answer every conditional.
 Any callable with this signature works; the ones here are the Simformer paper's.
@@ -29,10 +29,10 @@ class _ParameterMaskSampler(eqx.Module):
                 f"{list(self.parameters)}."
             )
 
-    def _check(self, num_nodes: int) -> Bool[Array, " num_nodes"]:
-        if num_nodes != len(self.parameters):
+    def _check(self, num_scalars: int) -> Bool[Array, " num_scalars"]:
+        if num_scalars != len(self.parameters):
             raise ValueError(
-                f"`num_nodes` must be {len(self.parameters)} for this sampler, got {num_nodes}."
+                f"`num_scalars` must be {len(self.parameters)} for this sampler, got {num_scalars}."
             )
         return jnp.asarray(np.asarray(self.parameters))
 
@@ -45,14 +45,14 @@ class StructuredMasks(_ParameterMaskSampler):
     ``parameters``: one bool per node, True for parameter tokens.
     """
 
-    def __call__(self, key: Key, num_nodes: int) -> ConditionMask:
-        is_parameter = self._check(num_nodes)
+    def __call__(self, key: Key, num_scalars: int) -> ConditionMask:
+        is_parameter = self._check(num_scalars)
         k_kind, k_bern = jr.split(key)
         kind = jr.randint(k_kind, (), 0, 5)
         rate = jnp.where(kind == 3, 0.3, 0.7)
-        bernoulli = jr.bernoulli(k_bern, rate, (num_nodes,))
+        bernoulli = jr.bernoulli(k_bern, rate, (num_scalars,))
         masks = jnp.stack(
-            [jnp.zeros(num_nodes, bool), ~is_parameter, is_parameter, bernoulli, bernoulli]
+            [jnp.zeros(num_scalars, bool), ~is_parameter, is_parameter, bernoulli, bernoulli]
         )
         return never_all_observed(masks[kind])
 
@@ -60,8 +60,8 @@ class StructuredMasks(_ParameterMaskSampler):
 class PosteriorMasks(_ParameterMaskSampler):
     """Always the posterior: data observed, parameters latent (like NPE/NPSE)."""
 
-    def __call__(self, key: Key, num_nodes: int) -> ConditionMask:
-        return ~self._check(num_nodes)
+    def __call__(self, key: Key, num_scalars: int) -> ConditionMask:
+        return ~self._check(num_scalars)
 
 
 class BernoulliMasks(eqx.Module):
@@ -73,5 +73,5 @@ class BernoulliMasks(eqx.Module):
         if not 0.0 <= self.rate < 1.0:
             raise ValueError(f"`rate` must lie in [0, 1), got {self.rate}.")
 
-    def __call__(self, key: Key, num_nodes: int) -> ConditionMask:
-        return never_all_observed(jr.bernoulli(key, self.rate, (num_nodes,)))
+    def __call__(self, key: Key, num_scalars: int) -> ConditionMask:
+        return never_all_observed(jr.bernoulli(key, self.rate, (num_scalars,)))

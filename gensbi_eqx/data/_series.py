@@ -1,6 +1,6 @@
 """Values that carry a coordinate per element: a series observed at times, a function on a grid.
 
-``Observed(values, times)`` marks a node whose elements sit at continuous coordinates (a time,
+``Series(values, times)`` marks a node whose elements sit at continuous coordinates (a time,
 a position). Each scalar then becomes a token that knows its coordinate, so examples may be
 observed at different times, and a query may give any times, including ones never simulated.
 """
@@ -16,7 +16,7 @@ from .._custom_types import ArrayLike
 from ._standardiser import Standardiser
 
 
-class Observed(eqx.Module):
+class Series(eqx.Module):
     """A node's ``values`` with the coordinate (``times``) of each of its elements.
 
     **Arguments:**
@@ -40,7 +40,7 @@ class Observed(eqx.Module):
             self.times = np.asarray(times, dtype=np.float32)
         except (TypeError, ValueError) as error:
             raise TypeError(
-                "gs.Observed(values, times) takes arrays of real numbers, got "
+                "gs.Series(values, times) takes arrays of real numbers, got "
                 f"{type(values).__name__} and {type(times).__name__}."
             ) from error
 
@@ -72,16 +72,16 @@ class Observed(eqx.Module):
 
 
 # What a node of named data may be: an array (or nested list), or values with times.
-NodeData: TypeAlias = ArrayLike | Sequence | Observed
+NodeData: TypeAlias = ArrayLike | Sequence | Series
 
 
 
 def time_standardiser(layout, times: np.ndarray) -> Standardiser:
-    """Maps each node's times onto ``[0, 1]`` over their range in ``times`` ``(N, num_nodes)``
+    """Maps each node's times onto ``[0, 1]`` over their range in ``times`` ``(N, num_scalars)``
     (`NodeLayout.flatten_times`; a node with one time throughout maps it to 0); the model sees
     times in these units. Scalars without times get the identity."""
-    mean = np.zeros(layout.num_nodes, np.float32)
-    std = np.ones(layout.num_nodes, np.float32)
+    mean = np.zeros(layout.num_scalars, np.float32)
+    std = np.ones(layout.num_scalars, np.float32)
     for name in layout.metadata_nodes:
         part = layout.slices[name]
         low, high = float(times[:, part].min()), float(times[:, part].max())
