@@ -359,12 +359,12 @@ def test_value_semantics_and_round_trip():
         a.parents = None  # type: ignore[misc]
     matrix = Dependencies.from_adjacency(np.array(TREE_BASE, dtype=bool))
     for deps in (a, TREE, matrix, Dependencies({"theta": []})):
-        config = json.loads(json.dumps(deps.config()))
+        config = json.loads(json.dumps(deps.config))
         again = Dependencies.from_config(config)
         assert again == deps and hash(again) == hash(deps)
     layout = NodeLayout(("theta", "z", "x"), ((1,), (2,), (1,)))
     np.testing.assert_array_equal(
-        Dependencies.from_config(json.loads(json.dumps(a.config()))).adjacency(layout),
+        Dependencies.from_config(json.loads(json.dumps(a.config))).adjacency(layout),
         a.adjacency(layout),
     )
 

@@ -57,7 +57,7 @@ def test_layout_shares_ids_per_channel_and_flattens_times():
     assert layout.metadata_mask() == (False,) * 2 + (True,) * 6
     flat = layout.flatten_times(data)
     np.testing.assert_array_equal(flat[1], [0, 0, 3, 3, 4, 4, 5, 5])
-    assert NodeLayout.from_config(layout.config()) == layout
+    assert NodeLayout.from_config(layout.config) == layout
 
 
 @settings(deadline=None, max_examples=25, database=None)

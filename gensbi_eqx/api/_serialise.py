@@ -1,7 +1,8 @@
 """Saving and loading estimators: a JSON header, then ``eqx.tree_serialise_leaves``. No pickle.
 
 File layout: the magic line ``GENSBI_EQX\\n``, the header's byte length as a decimal line, the
-UTF-8 JSON header (classes, hyperparameters, layout, history, library version), then the arrays.
+UTF-8 JSON header (the configs of the model, method, layout, attention policy and history, and
+the library version), then the arrays of the model and the standardisers.
 """
 
 import json
@@ -9,19 +10,19 @@ import os
 from pathlib import Path
 
 import equinox as eqx
-import jax.numpy as jnp
 import jax.random as jr
 
 from .._atomic import atomic_writer
 from .._version import __version__
-from ..data import Dependencies, NodeLayout, Standardiser
-from ..methods import METHODS
-from ..models import MODELS, DependencyMask
+from ..data import NodeLayout, Standardiser
+from ..methods import AbstractMethod
+from ..models import AbstractAttention
+from ..models import MODELS
 from ..training import History
 from ._estimator import Estimator
 
 MAGIC = b"GENSBI_EQX\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def save(path: str | os.PathLike, estimator: Estimator) -> None:
@@ -33,11 +34,10 @@ def save(path: str | os.PathLike, estimator: Estimator) -> None:
         "format": FORMAT_VERSION,
         "library_version": __version__,
         "model": {"class": type(estimator.model).__name__, "config": estimator.model.config},
-        "method": {"class": type(estimator.method).__name__, "config": estimator.method.config},
-        "layout": estimator.layout.config(),
-        "has_edge_mask": estimator.edge_mask is not None,
-        "attention": _attention_config(estimator.edge_mask),
-        "history": None if estimator.history is None else estimator.history.to_json(),
+        "method": estimator.method.config,
+        "layout": estimator.layout.config,
+        "attention": estimator.attention.config,
+        "history": None if estimator.history is None else estimator.history.config,
     }
     encoded = json.dumps(header).encode()
     with atomic_writer(path) as f:
@@ -47,38 +47,9 @@ def save(path: str | os.PathLike, estimator: Estimator) -> None:
         eqx.tree_serialise_leaves(f, _arrays(estimator))
 
 
-def _attention_config(edge_mask) -> dict | None:
-    """How the edge mask is rebuilt on loading: a fixed mask's values travel with the arrays;
-    declared dependencies travel as their declaration and policy."""
-    if edge_mask is None:
-        return None
-    if isinstance(edge_mask, DependencyMask):
-        dependencies = edge_mask.dependencies
-        return {
-            "kind": "dependencies",
-            "policy": edge_mask.policy,
-            "dependencies": None if dependencies is None else dependencies.config(),
-        }
-    return {"kind": "fixed"}
-
-
-def _edge_mask_like(header: dict, n: int):
-    """A skeleton of the saved edge mask for ``tree_deserialise_leaves``. Files written before
-    dependency masks existed carry only ``has_edge_mask``."""
-    attention = header.get("attention")
-    if attention is None:
-        return jnp.zeros((n, n), dtype=bool) if header["has_edge_mask"] else None
-    if attention["kind"] == "fixed":
-        return jnp.zeros((n, n), dtype=bool)
-    config = attention["dependencies"]
-    dependencies = None if config is None else Dependencies.from_config(config)
-    return DependencyMask(jnp.zeros((n, n), dtype=bool), attention["policy"], dependencies)
-
-
 def _arrays(estimator: Estimator):
-    # ``time_standardiser`` is None (no leaves) without nodes with times, so files written
-    # before times existed read the same.
-    return (estimator.model, estimator.standardiser, estimator.edge_mask, estimator.time_standardiser)
+    # ``time_standardiser`` is None (no leaves) without nodes with times.
+    return (estimator.model, estimator.standardiser, estimator.time_standardiser)
 
 
 def _read_header(f, path) -> dict:
@@ -92,8 +63,9 @@ def _read_header(f, path) -> dict:
         raise not_ours from error
     if header.get("format") != FORMAT_VERSION:
         raise ValueError(
-            f"`path` {str(path)!r} has format {header.get('format')!r}; this version reads "
-            f"format {FORMAT_VERSION}."
+            f"`path` {str(path)!r} has format {header.get('format')!r} (written by gensbi_eqx "
+            f"{header.get('library_version')}); this version reads format {FORMAT_VERSION}. "
+            "Load it with the version that wrote it, or train again."
         )
     return header
 
@@ -106,21 +78,21 @@ def load(path: str | os.PathLike) -> Estimator:
     with open(path, "rb") as f:
         header = _read_header(f, path)
         model_cls = MODELS.get(header["model"]["class"])
-        method_cls = METHODS.get(header["method"]["class"])
-        if model_cls is None or method_cls is None:
+        if model_cls is None:
             raise ValueError(
-                f"`path` {str(path)!r} holds a {header['model']['class']} trained with "
-                f"{header['method']['class']}, which this version does not know."
+                f"`path` {str(path)!r} holds a {header['model']['class']}, which this version "
+                "does not know."
             )
         layout = NodeLayout.from_config(header["layout"])
+        method = AbstractMethod.from_config(header["method"])
+        attention = AbstractAttention.from_config(header["attention"]).bind(layout)
         model = model_cls(**header["model"]["config"], key=jr.key(0))
         n = layout.num_scalars
         times_like = Standardiser.identity(n) if layout.has_metadata else None
-        like = (model, Standardiser.identity(n), _edge_mask_like(header, n), times_like)
+        like = (model, Standardiser.identity(n), times_like)
         try:
-            model, standardiser, edge_mask, time_standardiser = eqx.tree_deserialise_leaves(f, like)
+            model, standardiser, time_standardiser = eqx.tree_deserialise_leaves(f, like)
         except Exception as error:
             raise ValueError(f"`path` {str(path)!r} is truncated or corrupt: {error}") from error
-    history = None if header["history"] is None else History.from_json(header["history"])
-    method = method_cls(**header["method"]["config"])
-    return Estimator(model, method, layout, standardiser, edge_mask, history, time_standardiser)
+    history = None if header["history"] is None else History.from_config(header["history"])
+    return Estimator(model, method, layout, standardiser, attention, history, time_standardiser)

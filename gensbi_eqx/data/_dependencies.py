@@ -212,6 +212,7 @@ class Dependencies(eqx.Module):
             raise _cycle_error(cycle, label, "parents")
         return depends
 
+    @property
     def config(self) -> dict[str, Any]:
         """A JSON-able description; ``Dependencies.from_config`` rebuilds an equal value."""
         if self.matrix is not None:

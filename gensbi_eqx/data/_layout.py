@@ -197,7 +197,9 @@ class NodeLayout(eqx.Module):
             shapes = tuple((s,) for s in config["sizes"])  # written before shapes existed
         return cls(tuple(config["names"]), shapes, metadata_nodes)
 
+    @property
     def config(self) -> dict[str, Any]:
+        """A JSON-able description; `from_config` rebuilds an equal layout."""
         return {
             "names": list(self.names),
             "shapes": [list(s) for s in self.shapes],

@@ -17,21 +17,22 @@ What the network predicts (``prediction``):
   ``x0_hat = c_skip(t) y + c_out(t) F``; such a method defines ``target`` and ``denoise`` itself.
 
 The network sees the noised tokens scaled by ``input_scale(t)`` and the noise level as
-``noise_input(t)`` (``t`` itself unless a method says otherwise).
+``noise_input(t)`` (``t`` itself unless a method says otherwise). Training draws ``t`` from
+the method's ``times`` (`gensbi_eqx.methods.UniformTimes` unless a method says otherwise).
 
 Methods never know which model they drive.
 """
 
 import abc
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.random as jr
 
-from .._custom_types import Array, ConditionMask, Float, Key, Scalar, ScalarLike, Flat
-from ..models import edge_mask_for
+from .._config import from_config, subclasses, to_config
+from .._custom_types import Array, ArrayLike, ConditionMask, Flat, Float, Key, Scalar, ScalarLike
+from ._times import AbstractTimes, bisect_time
 
 
 class AbstractMethod(eqx.Module):
@@ -39,19 +40,22 @@ class AbstractMethod(eqx.Module):
 
     t_min: eqx.AbstractClassVar[float]
     prediction: eqx.AbstractClassVar[Literal["noise", "velocity", "denoised"]]
-    default_sampler: eqx.AbstractClassVar[Literal["sde", "ode", "edm"]]
-    # Steps of the default sampler when the caller gives neither sampler nor steps; None: the
-    # sampler's own default (SDE 500, EDM 18, ODE adaptive).
-    default_steps: ClassVar[int | None] = None
+    times: eqx.AbstractVar[AbstractTimes]
 
     @abc.abstractmethod
     def alpha_sigma(self, t: ScalarLike) -> tuple[Scalar, Scalar]:
         """Scale of the data and of the noise at time ``t``."""
 
     @property
-    @abc.abstractmethod
     def config(self) -> dict[str, Any]:
-        """The constructor's keyword arguments, to rebuild the method when loading."""
+        """``{"class": name, **constructor keyword arguments}`` as JSON values; `from_config`
+        rebuilds the method."""
+        return to_config(self)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "AbstractMethod":
+        """The method that `config` (from ``method.config``) describes."""
+        return from_config(config, subclasses(AbstractMethod, AbstractTimes))
 
     def alpha_sigma_derivatives(self, t: ScalarLike) -> tuple[Scalar, Scalar]:
         """``(d alpha/dt, d sigma/dt)`` by forward-mode autodiff of the path."""
@@ -67,8 +71,13 @@ class AbstractMethod(eqx.Module):
         return f, 2 * sigma * d_sigma - 2 * f * sigma**2
 
     def sample_time(self, key: Key, shape: tuple[int, ...] = ()) -> Float[Array, "..."]:
-        """Training times ``t ~ U[t_min, 1]``."""
-        return jr.uniform(key, shape, minval=self.t_min, maxval=1.0)
+        """Training times, drawn from ``times`` in ``[t_min, 1]``."""
+        return self.times.sample(key, self, shape)
+
+    def time_of_log_ratio(self, log_ratio: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
+        """The time at which ``log(sigma / alpha)`` equals ``log_ratio`` (clipped to the path's
+        range); methods with a closed form override this bisection."""
+        return bisect_time(self, jnp.asarray(log_ratio, dtype=float))
 
     def prior_std(self) -> Scalar:
         """Standard deviation of ``y_1`` for standardised data, where sampling starts."""
@@ -113,16 +122,17 @@ def network_output(
     t: ScalarLike,
     y: Flat,
     condition_mask: ConditionMask,
-    edge_mask=None,
+    attention=None,
     metadata: Float[Array, " num_scalars"] | None = None,
 ) -> Flat:
     """The model's raw output at ``(t, y)``: latent tokens are rescaled to unit variance first;
     observed tokens are clean data and enter as they are. The model receives the noise level
-    as the method encodes it, ``method.noise_input(t)``. ``edge_mask`` is a fixed
-    ``(num_scalars, num_scalars)`` mask, a `DependencyMask` (evaluated at ``condition_mask``), or
-    ``None``; ``metadata`` is each token's coordinate, for models with metadata tokens."""
+    as the method encodes it, ``method.noise_input(t)``. ``attention`` (a
+    `gensbi_eqx.models.AbstractAttention`, bound to the layout, or ``None``: dense) gives the
+    attention mask for this ``condition_mask``; ``metadata`` is each token's coordinate, for
+    models with metadata tokens."""
     t = jnp.asarray(t, dtype=float)
     y_in = jnp.where(condition_mask, y, method.input_scale(t) * y)
-    edge_mask = edge_mask_for(edge_mask, condition_mask)
+    edge_mask = None if attention is None else attention(condition_mask)
     extra = {} if metadata is None else {"metadata": metadata}
     return model(method.noise_input(t), y_in, condition_mask, edge_mask=edge_mask, **extra)

@@ -2,15 +2,15 @@
 models"): a variance-exploding path with Karras' noise schedule, a preconditioned denoiser and
 a log-normal distribution of training noise levels."""
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.random as jr
 
-from .._custom_types import Array, ArrayLike, Float, Key, Scalar, ScalarLike, Flat
+from .._custom_types import Array, ArrayLike, Flat, Float, Scalar, ScalarLike
 from ._base import AbstractMethod
+from ._times import AbstractTimes, LogNormalNoise
 
 
 class EDM(AbstractMethod):
@@ -29,35 +29,33 @@ class EDM(AbstractMethod):
     The training target is the ``F`` that makes ``D`` equal to ``x0``, i.e.
     ``(x0 - c_skip y) / c_out``. The shared unit-weight squared error on ``F`` is therefore
     ``lambda(sigma) |D - x0|^2`` with ``lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2``,
-    which is exactly EDM's loss weighting. Training noise levels are log-normal,
-    ``log sigma ~ N(p_mean, p_std^2)``, clipped to ``[sigma_min, sigma_max]``.
+    which is exactly EDM's loss weighting. Training noise levels are log-normal by default,
+    ``log sigma ~ N(-1.2, 1.2^2)``, clipped to ``[sigma_min, sigma_max]``.
 
     **Arguments:**
     - `sigma_min`, `sigma_max`: noise levels at ``t = 0`` and ``t = 1``.
     - `sigma_data`: standard deviation of the data; 1 for standardised data.
     - `rho`: curvature of the schedule (``rho = 7`` spends more steps at small noise).
-    - `p_mean`, `p_std`: mean and standard deviation of ``log sigma`` during training.
+    - `times`: the training distribution of times (of ``log sigma``: `LogNormalNoise`).
 
-    Sampled by default with Karras' Heun sampler (``sampler="edm"``, ``sample_edm``); the
-    generic reverse SDE and probability-flow ODE also apply.
+    Sampled by default with Karras' Heun sampler (`gensbi_eqx.EDMSampler`); the generic
+    reverse SDE and probability-flow ODE also apply.
     """
 
     sigma_min: float = eqx.field(static=True, default=0.002)
     sigma_max: float = eqx.field(static=True, default=80.0)
     sigma_data: float = eqx.field(static=True, default=1.0)
     rho: float = eqx.field(static=True, default=7.0)
-    p_mean: float = eqx.field(static=True, default=-1.2)
-    p_std: float = eqx.field(static=True, default=1.2)
+    times: AbstractTimes = LogNormalNoise(-1.2, 1.2)
     t_min: ClassVar[float] = 0.0
     prediction: ClassVar[Literal["denoised"]] = "denoised"
-    default_sampler: ClassVar[Literal["edm"]] = "edm"
 
     def __check_init__(self):
         if not 0 < self.sigma_min < self.sigma_max:
             raise ValueError(
                 f"Need 0 < `sigma_min` < `sigma_max`, got {self.sigma_min} and {self.sigma_max}."
             )
-        for name in ("sigma_data", "rho", "p_std"):
+        for name in ("sigma_data", "rho"):
             value = getattr(self, name)
             if not value > 0:
                 raise ValueError(f"`{name}` must be positive, got {value}.")
@@ -89,11 +87,9 @@ class EDM(AbstractMethod):
         u = low + jnp.asarray(t, dtype=float) * width
         return jnp.zeros_like(u), 2 * self.rho * width * u ** (2 * self.rho - 1)
 
-    def sample_time(self, key: Key, shape: tuple[int, ...] = ()) -> Float[Array, "..."]:
-        """Training times of log-normal noise levels, ``log sigma ~ N(p_mean, p_std^2)``,
-        clipped to ``[sigma_min, sigma_max]``."""
-        log_sigma = self.p_mean + self.p_std * jr.normal(key, shape)
-        sigma = jnp.clip(jnp.exp(log_sigma), self.sigma_min, self.sigma_max)
+    def time_of_log_ratio(self, log_ratio: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
+        # alpha = 1, so the ratio is sigma itself.
+        sigma = jnp.clip(jnp.exp(jnp.asarray(log_ratio, dtype=float)), self.sigma_min, self.sigma_max)
         # Rounding in the power can step a hair outside [0, 1] at the clipped ends.
         return jnp.clip(self.time_of_sigma(sigma), 0.0, 1.0)
 
@@ -129,15 +125,3 @@ class EDM(AbstractMethod):
         # (y - x0_hat) / sigma, simplified so that nothing cancels at small sigma.
         eps = c_in * (self.sigma(t) * c_in * y - self.sigma_data * output)
         return x0, eps
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {
-            "sigma_min": self.sigma_min,
-            "sigma_max": self.sigma_max,
-            "sigma_data": self.sigma_data,
-            "rho": self.rho,
-            "p_mean": self.p_mean,
-            "p_std": self.p_std,
-        }
-

@@ -3,23 +3,25 @@ trained by denoising score matching with the standard ``lambda(t) = sigma(t)^2``
 (equivalently, the network predicts the noise ``eps`` with unit weight)."""
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._custom_types import Scalar, ScalarLike
+from .._custom_types import Array, ArrayLike, Float, Scalar, ScalarLike
 from ._base import AbstractMethod
+from ._times import AbstractTimes, UniformTimes
 
 
 class VESDE(AbstractMethod):
-    """Variance exploding: ``alpha = 1``, ``sigma(t) = sigma_min (sigma_max / sigma_min)^t``."""
+    """Variance exploding: ``alpha = 1``, ``sigma(t) = sigma_min (sigma_max / sigma_min)^t``;
+    training times from ``times``."""
 
     sigma_min: float = eqx.field(static=True, default=1e-4)
     sigma_max: float = eqx.field(static=True, default=15.0)
+    times: AbstractTimes = UniformTimes()
     t_min: ClassVar[float] = 1e-5
     prediction: ClassVar[Literal["noise"]] = "noise"
-    default_sampler: ClassVar[Literal["sde"]] = "sde"
 
     def __check_init__(self):
         if not 0 < self.sigma_min < self.sigma_max:
@@ -36,9 +38,11 @@ class VESDE(AbstractMethod):
         _, sigma = self.alpha_sigma(t)
         return jnp.zeros_like(sigma), 2 * sigma**2 * math.log(self.sigma_max / self.sigma_min)
 
-    @property
-    def config(self) -> dict[str, Any]:
-        return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
+    def time_of_log_ratio(self, log_ratio: Float[ArrayLike, "*shape"]) -> Float[Array, "*shape"]:
+        t = (jnp.asarray(log_ratio, dtype=float) - math.log(self.sigma_min)) / math.log(
+            self.sigma_max / self.sigma_min
+        )
+        return jnp.clip(t, self.t_min, 1.0)
 
 
 class VPSDE(AbstractMethod):
@@ -47,9 +51,9 @@ class VPSDE(AbstractMethod):
 
     beta_min: float = eqx.field(static=True, default=0.01)
     beta_max: float = eqx.field(static=True, default=10.0)
+    times: AbstractTimes = UniformTimes()
     t_min: ClassVar[float] = 1e-5
     prediction: ClassVar[Literal["noise"]] = "noise"
-    default_sampler: ClassVar[Literal["sde"]] = "sde"
 
     def __check_init__(self):
         if not 0 <= self.beta_min < self.beta_max:
@@ -67,7 +71,3 @@ class VPSDE(AbstractMethod):
         t = jnp.asarray(t, dtype=float)
         beta = self.beta_min + t * (self.beta_max - self.beta_min)
         return -0.5 * beta, beta
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {"beta_min": self.beta_min, "beta_max": self.beta_max}

@@ -7,15 +7,14 @@ parent of i in the simulator's DAG; the diagonal is treated as True), ``conditio
 when node i is observed, and the returned ``edge_mask[i, j]`` is True when token i may attend to
 token j. Every returned mask has a True diagonal.
 
-Policies (``MASK_POLICIES``):
+Policies (each an `AbstractAttention`, passed to ``gs.fit(..., attention=...)``):
 
-- ``"dense"``: no structure; every token attends to every token. ``attention_mask`` returns the
-  all-True mask so that the result is always an array; a model may skip masking altogether when
-  the policy is ``"dense"``.
-- ``"undirected"``: the moral graph of the DAG. Each node attends to its parents, its children and
+- `DenseAttention`: no structure; every token attends to every token (the model skips masking).
+- `FixedAttention`: one given ``edge_mask`` for every condition.
+- `UndirectedAttention`: the moral graph of the DAG. Each node attends to its parents, its children and
   its co-parents (the other parents of its children). It does not change with the condition mask,
   so it can be computed once.
-- ``"directed"``: the paper's minimal faithful mask, recomputed for each condition mask (Webb et
+- `DirectedAttention`: the paper's minimal faithful mask, recomputed for each condition mask (Webb et
   al. 2018, "Faithful inversion of generative models for effective amortized inference", used by
   the Simformer for its directed masks). Observed nodes keep their rows of ``base`` (they attend
   to what they depend on in the generative direction). Latent nodes are eliminated one at a time
@@ -25,15 +24,17 @@ Policies (``MASK_POLICIES``):
   observed the mask is ``base`` itself (the generative factorisation of the joint).
 """
 
+import abc
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._config import subclasses
 from .._custom_types import Array, ArrayLike, Bool, ConditionMask, EdgeMask
 from ..data import Dependencies, NodeLayout
-
-MASK_POLICIES = ("dense", "undirected", "directed")
 
 BaseMask = Bool[ArrayLike, "num_scalars num_scalars"]
 ConditionLike = Bool[ArrayLike, " num_scalars"]
@@ -129,72 +130,125 @@ def directed_mask(base: BaseMask, condition_mask: ConditionLike) -> EdgeMask:
     return jnp.where(observed[:, None], base, inverse)
 
 
-def attention_mask(policy: str, base: BaseMask, condition_mask: ConditionLike) -> EdgeMask:
-    """The ``(num_scalars, num_scalars)`` attention mask of a policy in ``MASK_POLICIES`` for one
-    example: ``"dense"`` (all True), ``"undirected"`` (moral graph, ignores ``condition_mask``)
-    or ``"directed"`` (minimal faithful mask for this ``condition_mask``). ``policy`` is a Python
-    string (static under jit)."""
-    if policy == "dense":
-        return dense_mask(base)
-    if policy == "undirected":
-        return undirected_mask(base)
-    if policy == "directed":
-        return directed_mask(base, condition_mask)
-    raise ValueError(f"`policy` must be one of {MASK_POLICIES}, got {policy!r}.")
+class AbstractAttention(eqx.Module):
+    """What a joint model attends through. Called with ONE example's condition mask, it gives
+    that example's ``(num_scalars, num_scalars)`` attention mask, or ``None`` (attend densely).
 
-
-class DependencyMask(eqx.Module):
-    """Declared dependencies under a policy: called with ONE example's condition mask, it gives
-    that example's attention mask (``None`` for ``"dense"``: the model then attends densely).
-
-    Models take it in place of a fixed ``edge_mask`` wherever a method reads them
-    (``gensbi_eqx.methods.network_output``), so training and sampling recompute the directed mask
-    for every example's condition mask inside ``jit``.
+    A policy built from named dependencies is first bound to the data's layout (`bind`, which
+    `gensbi_eqx.fit` does); methods evaluate it per example wherever they call a model
+    (``network_output``), so training and sampling recompute directed masks inside ``jit``.
     """
 
-    base: Bool[Array, "num_scalars num_scalars"]
-    policy: str = eqx.field(static=True)
-    dependencies: Dependencies | None = eqx.field(static=True, default=None)
+    @abc.abstractmethod
+    def __call__(self, condition_mask: ConditionMask) -> EdgeMask | None:
+        ...
 
-    def __check_init__(self):
-        if self.policy not in MASK_POLICIES:
-            raise ValueError(f"`mask_policy` must be one of {MASK_POLICIES}, got {self.policy!r}.")
+    def bind(self, layout: NodeLayout) -> "AbstractAttention":
+        """This policy over the scalars of ``layout`` (checked against it)."""
+        return self
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """A JSON-able description of the unbound policy; `from_config` rebuilds it."""
+        return {"class": type(self).__name__}
 
     @classmethod
-    def from_dependencies(
-        cls, dependencies: Dependencies, layout: NodeLayout, policy: str
-    ) -> "DependencyMask":
-        """The base mask of ``dependencies`` over ``layout``'s scalars, under ``policy``."""
-        if not isinstance(dependencies, Dependencies):
+    def from_config(cls, config: dict[str, Any]) -> "AbstractAttention":
+        """The unbound policy that ``config`` describes (bind it to a layout to use it)."""
+        kinds = subclasses(AbstractAttention)
+        kind = kinds.get(config.get("class"))
+        if kind is None:
+            raise ValueError(f"Unknown attention policy {config.get('class')!r}.")
+        return kind._from_config(config)
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any]) -> "AbstractAttention":
+        return cls()
+
+
+class DenseAttention(AbstractAttention):
+    """Every token attends to every token: no mask at all."""
+
+    def __call__(self, condition_mask: ConditionMask) -> None:
+        return None
+
+
+class FixedAttention(AbstractAttention):
+    """One ``edge_mask`` (``[i, j]``: token i attends to token j) for every condition mask."""
+
+    edge_mask: Bool[Array, "num_scalars num_scalars"]
+
+    def __init__(self, edge_mask: Bool[ArrayLike, "num_scalars num_scalars"]):
+        edge_mask = jnp.asarray(edge_mask)
+        if edge_mask.ndim != 2 or edge_mask.shape[0] != edge_mask.shape[1]:
+            raise ValueError(f"`edge_mask` must be a square bool array, got shape {edge_mask.shape}.")
+        if edge_mask.dtype != jnp.bool_:
+            raise ValueError(f"`edge_mask` must be a bool array, got {edge_mask.dtype}.")
+        self.edge_mask = edge_mask
+
+    def bind(self, layout: NodeLayout) -> "FixedAttention":
+        n = layout.num_scalars
+        if self.edge_mask.shape != (n, n):
+            raise ValueError(
+                f"`edge_mask` must have shape ({n}, {n}) for this data, got {self.edge_mask.shape}."
+            )
+        return self
+
+    def __call__(self, condition_mask: ConditionMask) -> EdgeMask:
+        return self.edge_mask
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {**super().config, "edge_mask": np.asarray(self.edge_mask).astype(int).tolist()}
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any]) -> "FixedAttention":
+        return cls(np.asarray(config["edge_mask"], dtype=bool))
+
+
+class _DependencyAttention(AbstractAttention):
+    dependencies: Dependencies = eqx.field(static=True)
+    base: Bool[Array, "num_scalars num_scalars"] | None = None
+
+    def __check_init__(self):
+        if not isinstance(self.dependencies, Dependencies):
             raise TypeError(
                 "`dependencies` must be a gs.Dependencies, e.g. gs.Dependencies({'x': ['theta']}), "
-                f"got {type(dependencies).__name__}."
+                f"got {type(self.dependencies).__name__}."
             )
-        base = jnp.asarray(np.asarray(dependencies.adjacency(layout)))
-        return cls(base, policy, dependencies)
 
-    def __call__(self, condition_mask: ConditionMask) -> EdgeMask | None:
-        if self.policy == "dense":
-            return None
-        return attention_mask(self.policy, self.base, condition_mask)
+    def bind(self, layout: NodeLayout):
+        base = jnp.asarray(np.asarray(self.dependencies.adjacency(layout)))
+        return type(self)(self.dependencies, base)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {**super().config, "dependencies": self.dependencies.config}
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any]):
+        return cls(Dependencies.from_config(config["dependencies"]))
+
+    def _base(self) -> Bool[Array, "num_scalars num_scalars"]:
+        if self.base is None:
+            raise ValueError(
+                f"This {type(self).__name__} is not bound to a layout yet; gs.fit binds it."
+            )
+        return self.base
 
 
-def edge_mask_for(
-    edge_mask: EdgeMask | DependencyMask | None, condition_mask: ConditionMask
-) -> EdgeMask | None:
-    """The attention mask a model gets for one example: a fixed mask as it is, a
-    `DependencyMask` evaluated at ``condition_mask``."""
-    if isinstance(edge_mask, DependencyMask):
-        return edge_mask(condition_mask)
-    return edge_mask
+class UndirectedAttention(_DependencyAttention):
+    """The moral graph of declared ``dependencies`` (`undirected_mask`): the same mask for every
+    condition mask. The Simformer paper's default for known structure."""
+
+    def __call__(self, condition_mask: ConditionMask) -> EdgeMask:
+        return undirected_mask(self._base())
 
 
-__all__ = [
-    "DependencyMask",
-    "MASK_POLICIES",
-    "attention_mask",
-    "dense_mask",
-    "directed_mask",
-    "edge_mask_for",
-    "undirected_mask",
-]
+class DirectedAttention(_DependencyAttention):
+    """The minimal faithful mask of declared ``dependencies`` for each example's condition mask
+    (`directed_mask`), recomputed inside ``jit``."""
+
+    def __call__(self, condition_mask: ConditionMask) -> EdgeMask:
+        return directed_mask(self._base(), condition_mask)
+

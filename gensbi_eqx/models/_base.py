@@ -40,6 +40,11 @@ class AbstractModel(eqx.Module):
         (True = observed) the model was built to answer."""
         return None
 
+    def check_data(self, data, layout, argument: str = "data") -> None:
+        """Raise a ValueError naming ``argument`` if named ``data`` (training data or a
+        query's condition, over ``layout``) holds something this model cannot read; the
+        layout's own checks have passed already."""
+
     @property
     @abc.abstractmethod
     def config(self) -> dict[str, Any]:

@@ -307,6 +307,9 @@ class Flux1(AbstractModel):
     def num_scalars(self) -> int:
         return len(self.conditioned)
 
+    def check_data(self, data, layout, argument: str = "data") -> None:
+        check_one_time_per_token(data, layout, argument)
+
     @property
     def fixed_condition_mask(self) -> tuple[bool, ...]:
         return self.conditioned

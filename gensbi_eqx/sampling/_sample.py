@@ -1,8 +1,5 @@
 """Many draws for many conditions in one compiled call."""
 
-import math
-from typing import Literal
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -10,12 +7,9 @@ import jax.random as jr
 
 from .._custom_types import Array, Bool, Float, Key
 from .._sharding import DataParallel
-from ._denoiser import AbstractDenoiser, with_metadata
-from ._edm import sample_edm
-from ._solve import _check_resample_steps, sample_ode, sample_sde
-
-Sampler = Literal["sde", "ode", "edm"]
-_NO_CHURN = (0.0, 0.0, math.inf, 1.0)
+from ..methods import AbstractDenoiser
+from ..methods._denoiser import with_metadata
+from ..samplers import AbstractSampler
 
 
 @eqx.filter_jit
@@ -26,12 +20,8 @@ def sample_conditionals(
     y_cond: Float[Array, "batch num_scalars"],
     condition_mask: Bool[Array, "batch num_scalars"],
     num_samples: int,
-    sampler: Sampler = "sde",
-    steps: int | None = None,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
-    churn: tuple[float, float, float, float] = _NO_CHURN,
-    resample_steps: int = 0,
+    sampler: AbstractSampler,
+    *,
     chunk_size: int | None = None,
     parallel: DataParallel | None = None,
     metadata: Float[Array, "batch num_scalars"] | None = None,
@@ -44,12 +34,7 @@ def sample_conditionals(
     - `y_cond`, `condition_mask`: ``(batch, num_scalars)`` observed values (standardised) and
       which entries are observed.
     - `num_samples`: draws per condition.
-    - `sampler`: ``"sde"`` (reverse SDE, Euler-Maruyama, ``steps`` default 500), ``"ode"``
-      (probability-flow ODE: adaptive Tsit5 with ``rtol``/``atol``, or fixed-step Heun when
-      ``steps`` is given) or ``"edm"`` (EDM methods only: ``sample_edm``, ``steps`` default 18).
-    - `churn`: ``(s_churn, s_min, s_max, s_noise)`` of ``sample_edm``; only for ``"edm"``.
-    - `resample_steps`: RePaint resampling rounds per step of ``sample_sde``; only for
-      ``"sde"`` (0, the default, is no resampling).
+    - `sampler`: a `gensbi_eqx.samplers.AbstractSampler` (e.g. ``gs.SDE(steps=500)``).
     - `chunk_size`: draw at most this many (draw, condition) pairs at once, one chunk after
       the other (``lax.map``), so that working memory is bounded by the chunk, not by
       ``num_samples * batch``. Draw ``i`` of condition ``j`` has the same key whatever the
@@ -64,52 +49,23 @@ def sample_conditionals(
     same shape reuses the compiled sampler; the sample count and sampler settings are
     compile-time constants.
     """
-    if sampler != "edm" and tuple(churn) != _NO_CHURN:
-        raise ValueError(f"`churn` applies to sampler='edm' only, got {churn} with {sampler!r}.")
-    _check_resample_steps(resample_steps)
+    if not isinstance(sampler, AbstractSampler):
+        raise TypeError(
+            f"`sampler` must be a sampler such as gs.SDE() or gs.ODE(), got {sampler!r}."
+        )
+    sampler.check_method(denoiser.method)
     if chunk_size is not None and (
         isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
     ):
         raise ValueError(f"`chunk_size` must be a positive int or None, got {chunk_size!r}.")
-    if sampler != "sde" and resample_steps != 0:
-        raise ValueError(
-            f"`resample_steps` applies to sampler='sde' only, got {resample_steps} with "
-            f"{sampler!r}."
-        )
     batch = y_cond.shape[0]
     keys = jr.split(key, (num_samples, batch))
-    if sampler == "sde":
-        one = lambda k, y, m, d: sample_sde(
-            k,
-            d,
-            y,
-            m,
-            steps=500 if steps is None else steps,
-            resample_steps=resample_steps,
-        )
-    elif sampler == "ode":
-        one = lambda k, y, m, d: sample_ode(k, d, y, m, steps=steps, rtol=rtol, atol=atol)
-    elif sampler == "edm":
-        s_churn, s_min, s_max, s_noise = churn
-        one = lambda k, y, m, d: sample_edm(
-            k,
-            d,
-            y,
-            m,
-            steps=18 if steps is None else steps,
-            s_churn=s_churn,
-            s_min=s_min,
-            s_max=s_max,
-            s_noise=s_noise,
-        )
-    else:
-        raise ValueError(f"`sampler` must be 'sde', 'ode' or 'edm', got {sampler!r}.")
     bind = metadata is not None
     if not bind:
         metadata = jnp.zeros((batch, 0))  # a stand-in that vmap can slice
 
     def one_with_metadata(k, y, m, meta):
-        return one(k, y, m, with_metadata(denoiser, meta) if bind else denoiser)
+        return sampler(k, with_metadata(denoiser, meta) if bind else denoiser, y, m)
 
     if chunk_size is None and parallel is None:
         over_conditions = jax.vmap(one_with_metadata, in_axes=(0, 0, 0, 0))

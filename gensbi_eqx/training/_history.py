@@ -18,7 +18,9 @@ class History:
     stopped_early: bool
     seconds: float
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def config(self) -> dict[str, Any]:
+        """A JSON-able description; `from_config` rebuilds the history."""
         return {
             "train_loss": self.train_loss.tolist(),
             "validation_steps": self.validation_steps.tolist(),
@@ -29,7 +31,7 @@ class History:
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "History":
+    def from_config(cls, d: dict[str, Any]) -> "History":
         return cls(
             np.asarray(d["train_loss"], dtype=np.float32),
             np.asarray(d["validation_steps"], dtype=np.int64),

@@ -12,30 +12,19 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key
-from ..methods import AbstractMethod
+from .._custom_types import Array, ConditionMask, Float, Key
 from .._sharding import DataParallel, check_divisible, data_parallel
-from ..models import AbstractModel, DependencyMask
+from ..methods import AbstractMethod
+from ..models import AbstractAttention, AbstractModel
 from ._history import History
 from ._loss import batch_loss
 from ._masks import never_all_observed
+from ._settings import Training
 
 MaskSampler = Callable[[Key, int], ConditionMask]
 # Flat rows ``(n, num_scalars)``, or the pair (tokens, metadata) for models with metadata tokens.
 TokenRows = Float[Array, "_n num_scalars"]
 TrainingData = TokenRows | tuple[TokenRows, TokenRows]
-
-
-def paper_schedule(learning_rate: float, max_steps: int, decay_start: float = 0.5) -> optax.Schedule:
-    """Constant ``learning_rate``, then linear decay to 1% of it at ``max_steps``."""
-    boundary = int(decay_start * max_steps)
-    return optax.join_schedules(
-        [
-            optax.constant_schedule(learning_rate),
-            optax.linear_schedule(learning_rate, 0.01 * learning_rate, max(max_steps - boundary, 1)),
-        ],
-        [boundary],
-    )
 
 
 def _masks(sampler: MaskSampler, key: Key, batch: int, num_scalars: int):
@@ -69,7 +58,7 @@ def _update_fn(
     optimizer: optax.GradientTransformation,
     batch_size: int,
     num_scalars: int,
-    edge_mask: EdgeMask | DependencyMask | None,
+    attention: AbstractAttention | None,
     ema_decay: float,
     parallel: DataParallel | None = None,
 ) -> Callable:
@@ -87,7 +76,7 @@ def _update_fn(
         if parallel is not None:
             x0, masks, metadata = parallel.constrain((x0, masks, metadata))
         loss, grads = eqx.filter_value_and_grad(batch_loss)(
-            model, method, x0, masks, k_loss, edge_mask, metadata
+            model, method, x0, masks, k_loss, attention, metadata
         )
         updates, opt_state = optimizer.update(
             grads, opt_state, eqx.filter(model, eqx.is_inexact_array)
@@ -105,7 +94,7 @@ def make_train_step(
     optimizer: optax.GradientTransformation,
     batch_size: int,
     num_scalars: int,
-    edge_mask: EdgeMask | DependencyMask | None = None,
+    attention: AbstractAttention | None = None,
     ema_decay: float = 0.999,
 ) -> Callable:
     """The ONE jitted train step: ``(x_train, model, ema, opt_state, key, i) -> (model, ema,
@@ -113,7 +102,7 @@ def make_train_step(
     one optimizer step and one EMA step (decay warmed up so short runs are not dominated by the
     initial weights). Tracing it a second time raises: it compiles once per run. No buffer
     donation, because the caller keeps the best EMA weights alive."""
-    update = _update_fn(method, mask_sampler, optimizer, batch_size, num_scalars, edge_mask, ema_decay)
+    update = _update_fn(method, mask_sampler, optimizer, batch_size, num_scalars, attention, ema_decay)
     return eqx.filter_jit(eqx.debug.assert_max_traces(update, max_traces=1))
 
 
@@ -124,7 +113,7 @@ def make_fused_train_steps(
     batch_size: int,
     num_scalars: int,
     steps_per_call: int,
-    edge_mask: EdgeMask | DependencyMask | None = None,
+    attention: AbstractAttention | None = None,
     ema_decay: float = 0.999,
     parallel: DataParallel | None = None,
 ) -> Callable:
@@ -138,7 +127,7 @@ def make_fused_train_steps(
     per-step dispatch; this pays it once per call. Compiles once per run.
     """
     update = _update_fn(
-        method, mask_sampler, optimizer, batch_size, num_scalars, edge_mask, ema_decay, parallel
+        method, mask_sampler, optimizer, batch_size, num_scalars, attention, ema_decay, parallel
     )
 
     @eqx.filter_jit
@@ -162,14 +151,6 @@ def make_fused_train_steps(
     return steps
 
 
-def optimizer_for(learning_rate: float, max_steps: int, gradient_clip: float):
-    """Adam on the paper's schedule after global-norm clipping."""
-    return optax.chain(
-        optax.clip_by_global_norm(gradient_clip),
-        optax.adam(paper_schedule(learning_rate, max_steps)),
-    )
-
-
 def train(
     key: Key,
     model: AbstractModel,
@@ -178,15 +159,8 @@ def train(
     x_val: TrainingData | None,
     mask_sampler: MaskSampler,
     *,
-    edge_mask: EdgeMask | DependencyMask | None = None,
-    max_steps: int = 10_000,
-    batch_size: int = 256,
-    learning_rate: float = 1e-3,
-    gradient_clip: float = 1.0,
-    ema_decay: float = 0.999,
-    validation_every: int = 200,
-    patience: int = 20,
-    steps_per_call: int = 100,
+    attention: AbstractAttention | None = None,
+    training: Training = Training(),
     devices: Sequence[jax.Device] | int | None = None,
     progress: bool = True,
 ) -> tuple[AbstractModel, History]:
@@ -196,34 +170,36 @@ def train(
     model with metadata tokens (each token's coordinate, scaled as the model expects).
 
     Batches are drawn with replacement on the device; each example gets its own condition mask
-    from ``mask_sampler``. Up to ``steps_per_call`` steps run per dispatch
+    from ``mask_sampler``. Up to ``training.steps_per_call`` steps run per dispatch
     (`make_fused_train_steps`); the host only looks at the losses between calls. With
     ``x_val``, the EMA weights are scored on the whole validation set (with a fixed key, so
-    scores are comparable) every ``validation_every`` steps, and training stops after
-    ``patience`` scores without improvement, keeping the best weights. With several
-    ``devices`` (default: all local devices), every batch is split over them and the weights
-    are replicated; the result lives on the first device.
+    scores are comparable) at the intervals of ``training.stopping``, which decides when to
+    stop; the best weights are kept. With several ``devices`` (default: all local devices),
+    every batch is split over them and the weights are replicated; the result lives on the
+    first device.
     """
     start_time = time.perf_counter()
     num_scalars = split_training_data(x_train)[0].shape[1]
+    max_steps, stopping = training.max_steps, training.stopping
     parallel = data_parallel(devices)
-    check_divisible(batch_size, parallel, "batch_size")
-    optimizer = optimizer_for(learning_rate, max_steps, gradient_clip)
+    check_divisible(training.batch_size, parallel, "batch_size")
+    optimizer = training.resolved_optimizer()
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     if parallel is not None:
         model, opt_state, x_train, x_val = parallel.replicate((model, opt_state, x_train, x_val))
 
-    steps_per_call = min(steps_per_call, validation_every, max_steps)
+    validation_every = stopping.interval(max_steps)
+    steps_per_call = min(training.steps_per_call, validation_every, max_steps)
     run_steps = make_fused_train_steps(
-        method, mask_sampler, optimizer, batch_size, num_scalars, steps_per_call, edge_mask,
-        ema_decay, parallel,
+        method, mask_sampler, optimizer, training.batch_size, num_scalars, steps_per_call,
+        attention, training.ema_decay, parallel,
     )
 
     @eqx.filter_jit
     def validation_loss(ema, x_val, key):
         tokens, metadata = split_training_data(x_val)
         masks = _masks(mask_sampler, jr.fold_in(key, 1), tokens.shape[0], num_scalars)
-        return batch_loss(ema, method, tokens, masks, key, edge_mask, metadata)
+        return batch_loss(ema, method, tokens, masks, key, attention, metadata)
 
     step_key, val_key = jr.split(key)
     ema = model
@@ -254,8 +230,7 @@ def train(
                     best = (val, ema, done)
                 postfix["val"] = f"{val:.4f}"
                 postfix["best"] = f"{best[0]:.4f}"
-                if len(val_losses) - 1 - val_losses.index(min(val_losses)) >= patience:
-                    stopped_early = True
+                stopped_early = stopping.should_stop(val_losses)
             bar.set_postfix(postfix, refresh=False)
             bar.update(done - bar.n)
     bar.close()
@@ -264,7 +239,7 @@ def train(
     if not np.all(np.isfinite(losses)):
         raise FloatingPointError(
             f"The training loss became non-finite at step {int(np.argmin(np.isfinite(losses)))}; "
-            "try a smaller `learning_rate` or check the data's scale."
+            "try a smaller learning rate (gs.Training(optimizer=...)) or check the data's scale."
         )
     history = History(
         train_loss=np.asarray(losses, dtype=np.float32),

@@ -4,9 +4,10 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
-from .._custom_types import Array, Bool, ConditionMask, EdgeMask, Float, Key, Scalar, Flat
-from ..methods import AbstractMethod, network_output
-from ..models import AbstractModel, DependencyMask
+from .._custom_types import Array, Bool, ConditionMask, Flat, Float, Key, Scalar
+from ..methods import AbstractMethod
+from ..methods._base import network_output
+from ..models import AbstractAttention, AbstractModel
 
 
 def example_loss(
@@ -15,7 +16,7 @@ def example_loss(
     x0: Flat,
     condition_mask: ConditionMask,
     key: Key,
-    edge_mask: EdgeMask | DependencyMask | None = None,
+    attention: AbstractAttention | None = None,
     metadata: Float[Array, " num_scalars"] | None = None,
 ) -> Scalar:
     """Squared error of the network against the method's target on the latent tokens of one
@@ -26,7 +27,7 @@ def example_loss(
     eps = jr.normal(k_eps, x0.shape)
     alpha, sigma = method.alpha_sigma(t)
     y = jnp.where(condition_mask, x0, alpha * x0 + sigma * eps)
-    output = network_output(model, method, t, y, condition_mask, edge_mask, metadata)
+    output = network_output(model, method, t, y, condition_mask, attention, metadata)
     error = (output - method.target(x0, eps, t)) ** 2
     return jnp.mean(jnp.where(condition_mask, 0.0, error))
 
@@ -37,7 +38,7 @@ def batch_loss(
     x0: Float[Array, "batch num_scalars"],
     condition_masks: Bool[Array, "batch num_scalars"],
     key: Key,
-    edge_mask: EdgeMask | DependencyMask | None = None,
+    attention: AbstractAttention | None = None,
     metadata: Float[Array, "batch num_scalars"] | None = None,
 ) -> Scalar:
     """Mean of ``example_loss`` over a batch (``metadata``: each example's token
@@ -45,4 +46,4 @@ def batch_loss(
     keys = jr.split(key, x0.shape[0])
     in_axes = (None, None, 0, 0, 0, None, None if metadata is None else 0)
     per_example = jax.vmap(example_loss, in_axes=in_axes)
-    return jnp.mean(per_example(model, method, x0, condition_masks, keys, edge_mask, metadata))
+    return jnp.mean(per_example(model, method, x0, condition_masks, keys, attention, metadata))

@@ -1,8 +1,12 @@
-"""Condition-mask samplers: ``(key, num_scalars) -> Bool[num_scalars]``, True = observed.
+"""Condition-mask samplers: ``masks(key, num_scalars) -> Bool[num_scalars]``, True = observed.
 
-Training on random condition masks is what lets one joint model answer every conditional.
-Any callable with this signature works; the ones here are the Simformer paper's.
+Training on random condition masks is what lets one joint model answer every conditional. The
+ones here are the Simformer paper's; any `AbstractConditionMasks` (or plain callable with this
+signature) works.
 """
+
+import abc
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -10,43 +14,79 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, Bool, ConditionMask, Key
+from ..data import NodeLayout
 
 
 def never_all_observed(mask: ConditionMask) -> ConditionMask:
-    """A mask that observes every node leaves nothing to learn: make it the joint instead."""
+    """A mask that observes every scalar leaves nothing to learn: make it the joint instead."""
     return jnp.where(jnp.all(mask), jnp.zeros_like(mask), mask)
 
 
-class _ParameterMaskSampler(eqx.Module):
-    parameters: tuple[bool, ...] = eqx.field(static=True)
+class AbstractConditionMasks(eqx.Module):
+    """A distribution of condition masks for training. Samplers that tell parameters from
+    data name the parameter nodes and are bound to the data's layout by `gensbi_eqx.fit`."""
 
-    def __check_init__(self):
-        if not all(isinstance(p, (bool, np.bool_)) for p in self.parameters):
-            raise ValueError(f"`parameters` must be a tuple of bools, got {self.parameters!r}.")
-        if not any(self.parameters) or all(self.parameters):
+    @abc.abstractmethod
+    def __call__(self, key: Key, num_scalars: int) -> ConditionMask:
+        ...
+
+    def bind(self, layout: NodeLayout) -> "AbstractConditionMasks":
+        """This sampler over the scalars of ``layout``."""
+        return self
+
+
+class _ParameterMasks(AbstractConditionMasks):
+    parameters: tuple[str, ...] | None = eqx.field(static=True, default=None)
+    is_parameter: tuple[bool, ...] | None = eqx.field(static=True, default=None)
+
+    def __init__(
+        self,
+        parameters: str | Sequence[str] | None = None,
+        is_parameter: Sequence[bool] | None = None,
+    ):
+        self.parameters = (parameters,) if isinstance(parameters, str) else (
+            None if parameters is None else tuple(parameters)
+        )
+        if is_parameter is not None:
+            is_parameter = tuple(bool(p) for p in is_parameter)
+            if not any(is_parameter) or all(is_parameter):
+                raise ValueError(
+                    "The parameters must be some but not all scalars, got "
+                    f"{list(is_parameter)}."
+                )
+        self.is_parameter = is_parameter
+
+    def bind(self, layout: NodeLayout):
+        names = self.parameters
+        if names is None:
+            names = ("theta",) if "theta" in layout.names else layout.names[:1]
+        layout.check_names(names, "parameters")
+        return type(self)(names, tuple(layout.node_mask(names).tolist()))
+
+    def _pattern(self, num_scalars: int) -> Bool[Array, " num_scalars"]:
+        if self.is_parameter is None:
             raise ValueError(
-                "`parameters` must mark some but not all nodes as parameters, got "
-                f"{list(self.parameters)}."
+                f"This {type(self).__name__} is not bound to a layout yet; gs.fit binds it."
             )
-
-    def _check(self, num_scalars: int) -> Bool[Array, " num_scalars"]:
-        if num_scalars != len(self.parameters):
+        if num_scalars != len(self.is_parameter):
             raise ValueError(
-                f"`num_scalars` must be {len(self.parameters)} for this sampler, got {num_scalars}."
+                f"`num_scalars` must be {len(self.is_parameter)} for this sampler, got "
+                f"{num_scalars}."
             )
-        return jnp.asarray(np.asarray(self.parameters))
+        return jnp.asarray(np.asarray(self.is_parameter))
 
 
-class StructuredMasks(_ParameterMaskSampler):
-    """The Simformer paper's mixture, drawn per example with probability 0.2 each: joint (nothing
-    observed), posterior (data observed), likelihood (parameters observed), and independent
-    Bernoulli(0.3) and Bernoulli(0.7) masks. An all-observed draw becomes the joint.
+class StructuredMasks(_ParameterMasks):
+    """The Simformer paper's mixture, drawn per example with probability 0.2 each: joint
+    (nothing observed), posterior (data observed), likelihood (parameters observed), and
+    independent Bernoulli(0.3) and Bernoulli(0.7) masks. An all-observed draw becomes the joint.
 
-    ``parameters``: one bool per node, True for parameter tokens.
+    ``parameters``: names of the parameter nodes (default ``"theta"`` if there is one, else the
+    first node).
     """
 
     def __call__(self, key: Key, num_scalars: int) -> ConditionMask:
-        is_parameter = self._check(num_scalars)
+        is_parameter = self._pattern(num_scalars)
         k_kind, k_bern = jr.split(key)
         kind = jr.randint(k_kind, (), 0, 5)
         rate = jnp.where(kind == 3, 0.3, 0.7)
@@ -57,15 +97,15 @@ class StructuredMasks(_ParameterMaskSampler):
         return never_all_observed(masks[kind])
 
 
-class PosteriorMasks(_ParameterMaskSampler):
-    """Always the posterior: data observed, parameters latent (like NPE/NPSE)."""
+class PosteriorMasks(_ParameterMasks):
+    """Always the posterior: data observed, parameters latent (as NPE/NPSE learn)."""
 
     def __call__(self, key: Key, num_scalars: int) -> ConditionMask:
-        return ~self._check(num_scalars)
+        return ~self._pattern(num_scalars)
 
 
-class BernoulliMasks(eqx.Module):
-    """Each node observed independently with probability ``rate``."""
+class BernoulliMasks(AbstractConditionMasks):
+    """Each scalar observed independently with probability ``rate``."""
 
     rate: float = eqx.field(static=True)
 

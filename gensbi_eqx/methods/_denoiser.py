@@ -9,9 +9,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._custom_types import Array, ConditionMask, EdgeMask, Float, Scalar, ScalarLike, Flat
-from ..methods import AbstractMethod, network_output
-from ..models import AbstractModel, DependencyMask
+from .._custom_types import Array, ConditionMask, Flat, Float, Scalar, ScalarLike
+from ._base import AbstractMethod, network_output
+from ..models import AbstractAttention, AbstractModel
 
 
 class AbstractDenoiser(eqx.Module):
@@ -39,17 +39,18 @@ class AbstractDenoiser(eqx.Module):
 
 
 class ModelDenoiser(AbstractDenoiser):
-    """A trained model read through its method's parametrisation; ``metadata`` holds the
+    """A trained model read through its method's parametrisation. ``attention`` is what the
+    model attends through (bound to the layout; ``None``: dense); ``metadata`` holds the
     tokens' coordinates for a model with metadata tokens (see `with_metadata`)."""
 
     model: AbstractModel
     method: AbstractMethod
-    edge_mask: EdgeMask | DependencyMask | None = None
+    attention: AbstractAttention | None = None
     metadata: Float[Array, " num_scalars"] | None = None
 
     def __call__(self, t: Scalar, y: Flat, condition_mask: ConditionMask) -> tuple[Flat, Flat]:
         output = network_output(
-            self.model, self.method, t, y, condition_mask, self.edge_mask, self.metadata
+            self.model, self.method, t, y, condition_mask, self.attention, self.metadata
         )
         return self.method.denoise(output, t, y)
 

@@ -13,7 +13,7 @@ vectors of the bounded entries) with bounds ``lower_j <= d_j . x0 <= upper_j``. 
 
     v_j = (sigma^2 / alpha) d_j^T (d x0_hat / d y) d_j        (Tweedie's second-order formula),
 
-one Jacobian-vector product per direction (``variance="tweedie"``). Then, with
+one Jacobian-vector product per direction (`TweedieVariance`). Then, with
 ``m_j = d_j . x0_hat(y)`` (observed entries enter with their values) and
 ``k_j = scale / sqrt(v_j)``,
 
@@ -35,7 +35,7 @@ keep one term, entries without bounds add none), and ``g = grad_y l`` holding ``
 - For a Gaussian joint this is exact for a single constraint direction (``d x0_hat / d y`` is
   then ``alpha Cov[x0 | y] / sigma^2``): the sampler draws from the truncated conditional, up to
   discretisation. Several directions are treated as independent given ``y``.
-- ``variance="unit"`` treats ``x0`` as the unit-variance (standardised) model would, with
+- `UnitVariance` treats ``x0`` as the unit-variance (standardised) model would, with
   nothing else known: variance ``v_j = |d_j|^2 sigma^2 / (alpha^2 + sigma^2)`` and Jacobian
   ``d x0_hat / d y = alpha / (alpha^2 + sigma^2)`` (as in pseudo-inverse guidance). No
   derivative of the network is taken, so it costs one network call, and each step moves
@@ -66,7 +66,6 @@ Bounds, ``A`` and ``b`` are in the units of ``y``: standardised.
 
 import abc
 import math
-from typing import Literal
 
 import equinox as eqx
 import jax
@@ -74,11 +73,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import log_ndtr as _jax_log_ndtr
 
-from .._custom_types import Array, ArrayLike, ConditionMask, Float, Scalar, Flat
-from ..methods import AbstractMethod
-from ._denoiser import AbstractDenoiser
+from .._custom_types import Array, ArrayLike, ConditionMask, Flat, Float, Scalar
+from ..methods import AbstractDenoiser, AbstractMethod
 
-Variance = Literal["tweedie", "unit"]
 DEFAULT_SCALE = 1.0
 DEFAULT_MAX_SHARPNESS = 1e4
 
@@ -148,6 +145,23 @@ def _log_prob_between(
     return jnp.sum(terms)
 
 
+# ---------------------------------------------------------------- variance of x0 given y
+
+
+class AbstractVariance(eqx.Module):
+    """How guidance estimates the variance of ``d_j . x0`` given ``y`` (the module docstring)."""
+
+
+class TweedieVariance(AbstractVariance):
+    """Tweedie's variance ``(sigma^2 / alpha) d_j^T (d x0_hat / d y) d_j``: one Jacobian-vector
+    product per constraint; exact for Gaussians."""
+
+
+class UnitVariance(AbstractVariance):
+    """The unit-variance model's ``|d_j|^2 sigma^2 / (alpha^2 + sigma^2)`` and its Jacobian: no
+    derivative of the network; stable with any network, biased for correlated entries."""
+
+
 # ---------------------------------------------------------------- guided denoisers
 
 
@@ -157,7 +171,7 @@ class AbstractGuidedDenoiser(AbstractDenoiser):
 
     denoiser: eqx.AbstractVar[AbstractDenoiser]
     scale: eqx.AbstractVar[Scalar]
-    variance: eqx.AbstractVar[Variance]
+    variance: eqx.AbstractVar[AbstractVariance]
     max_sharpness: eqx.AbstractVar[Scalar]
 
     @abc.abstractmethod
@@ -209,7 +223,7 @@ class AbstractGuidedDenoiser(AbstractDenoiser):
         # Observed entries are clean values: they shift the bounds and carry no variance.
         latent = jnp.where(condition_mask, 0.0, directions)
         observed_part = (directions - latent) @ y
-        if self.variance == "unit":
+        if isinstance(self.variance, UnitVariance):
             # The unit-variance model's own Jacobian, d x0_hat / d y = alpha / (alpha^2 +
             # sigma^2): no derivative of the network, and a step that never overshoots the
             # bound however steep the network is (a network's Jacobian with this variance
@@ -253,7 +267,7 @@ class IntervalGuidance(AbstractGuidedDenoiser):
     upper: Float[Array, " num_scalars"]
     nodes: tuple[int, ...] = eqx.field(static=True)
     scale: Scalar
-    variance: Variance = eqx.field(static=True)
+    variance: AbstractVariance
     max_sharpness: Scalar
 
     def __check_init__(self):
@@ -283,7 +297,7 @@ class LinearGuidance(AbstractGuidedDenoiser):
     A: Float[Array, "num_constraints num_scalars"]
     b: Float[Array, " num_constraints"]
     scale: Scalar
-    variance: Variance = eqx.field(static=True)
+    variance: AbstractVariance
     max_sharpness: Scalar
 
     def __check_init__(self):
@@ -310,8 +324,11 @@ def _check_settings(scale, variance, max_sharpness) -> None:
             raise ValueError(f"`{name}` must be a positive float, got {value!r}.")
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"`{name}` must be positive and finite, got {value}.")
-    if variance not in ("tweedie", "unit"):
-        raise ValueError(f"`variance` must be 'tweedie' or 'unit', got {variance!r}.")
+    if not isinstance(variance, AbstractVariance):
+        raise TypeError(
+            "`variance` must be gs.guidance.TweedieVariance() or UnitVariance(), got "
+            f"{variance!r}."
+        )
 
 
 def _as_float_array(name: str, value, ndim: int, expected: str) -> Float[Array, "..."]:
@@ -337,7 +354,7 @@ def interval(
     upper: Float[ArrayLike, "..."],
     *,
     scale: float = DEFAULT_SCALE,
-    variance: Variance = "tweedie",
+    variance: AbstractVariance = TweedieVariance(),
     max_sharpness: float = DEFAULT_MAX_SHARPNESS,
 ) -> IntervalGuidance:
     """``denoiser`` guided towards ``lower <= x0 <= upper``.
@@ -350,8 +367,8 @@ def interval(
       then the probability under the Gaussian approximation). Below 1 guidance is too weak to
       reach the constrained law, above 1 it over-weights the constraint. A traced leaf: a new
       value does not recompile a jitted sampler.
-    - `variance`: ``"tweedie"`` (one Jacobian-vector product per bounded entry; exact for
-      Gaussians) or ``"unit"`` (no derivative of the network; assumes unit-variance,
+    - `variance`: `TweedieVariance` (one Jacobian-vector product per bounded entry; exact for
+      Gaussians) or `UnitVariance` (no derivative of the network; assumes unit-variance,
       uncorrelated conditionals; stable with any network, biased for correlated entries).
     - `max_sharpness`: cap on ``k`` (binds only as ``sigma -> 0``).
 
@@ -399,7 +416,7 @@ def linear(
     b: Float[ArrayLike, "..."],
     *,
     scale: float = DEFAULT_SCALE,
-    variance: Variance = "tweedie",
+    variance: AbstractVariance = TweedieVariance(),
     max_sharpness: float = DEFAULT_MAX_SHARPNESS,
 ) -> LinearGuidance:
     """``denoiser`` guided towards ``A @ x0 <= b``.
@@ -408,7 +425,7 @@ def linear(
     - `denoiser`: the denoiser to guide (for one example).
     - `A`: ``(num_constraints, num_scalars)``, no all-zero rows; `b`: ``(num_constraints,)``;
       standardised units. Observed entries enter ``A @ x0`` with their observed values.
-    - `scale`, `variance`, `max_sharpness`: as for `interval`; ``"tweedie"`` costs one
+    - `scale`, `variance`, `max_sharpness`: as for `interval`; `TweedieVariance` costs one
       Jacobian-vector product per constraint. The guidance does not depend on how the rows of
       ``A`` are scaled.
 

@@ -1,0 +1,106 @@
+"""Constraints on draws, in the user's units: a box on named nodes, or linear inequalities.
+
+Each one turns the model's denoiser into a guided one (`gensbi_eqx.guidance`), after mapping
+its bounds through the standardisation.
+"""
+
+import abc
+from collections.abc import Mapping
+
+import equinox as eqx
+import numpy as np
+
+from .._custom_types import ArrayLike
+from ..data import NodeLayout, Standardiser, interval_bounds
+from ..guidance import AbstractVariance, TweedieVariance, interval, linear
+from ..methods import AbstractDenoiser
+
+
+class AbstractConstraint(eqx.Module):
+    """A constraint on the draws of `Estimator.sample`, in user units, met by guided
+    diffusion: ``scale`` is the guidance's sharpness (1 is calibrated) and ``variance`` how it
+    estimates the spread of ``x0`` (`gensbi_eqx.guidance.TweedieVariance` or ``UnitVariance``).
+    """
+
+    scale: eqx.AbstractVar[float]
+    variance: eqx.AbstractVar[AbstractVariance]
+
+    @abc.abstractmethod
+    def guide(
+        self, denoiser: AbstractDenoiser, layout: NodeLayout, standardiser: Standardiser
+    ) -> AbstractDenoiser:
+        """``denoiser`` (in standardised units over ``layout``) guided towards this constraint."""
+
+
+class Box(AbstractConstraint):
+    """``lower <= node <= upper`` for named nodes: ``Box({"theta": (0.0, None)})``.
+
+    Each bound is a number or an array broadcasting to the node's shape; ``None``, ``-inf`` and
+    ``inf`` mean no bound on that side. Works on parameters and on data nodes alike ("the
+    joint given that x lies in this box").
+    """
+
+    bounds: Mapping[str, tuple]
+    scale: float = 1.0
+    variance: AbstractVariance = TweedieVariance()
+
+    def guide(self, denoiser, layout, standardiser):
+        lower, upper = interval_bounds(layout, self.bounds)
+        mean, std = np.asarray(standardiser.mean), np.asarray(standardiser.std)
+        # Standardising is increasing per entry, so bounds map to bounds (and +-inf to +-inf).
+        return interval(
+            denoiser, (lower - mean) / std, (upper - mean) / std,
+            scale=self.scale, variance=self.variance,
+        )
+
+
+class LinearInequality(AbstractConstraint):
+    """``A @ z <= b`` over the flat vector ``z`` of all nodes in layout order (user units):
+    ``A (num_constraints, num_scalars)``, ``b (num_constraints,)``."""
+
+    A: np.ndarray
+    b: np.ndarray
+    scale: float = 1.0
+    variance: AbstractVariance = TweedieVariance()
+
+    def __init__(self, A: ArrayLike, b: ArrayLike, scale: float = 1.0,
+                 variance: AbstractVariance = TweedieVariance()):
+        self.A = np.asarray(A, dtype=np.float32)
+        self.b = np.asarray(b, dtype=np.float32)
+        self.scale = scale
+        self.variance = variance
+
+    def guide(self, denoiser, layout, standardiser):
+        n = layout.num_scalars
+        if self.A.ndim != 2 or self.A.shape[1] != n:
+            raise ValueError(
+                f"`A` must have shape (num_constraints, {n}) over the flat nodes "
+                f"{dict(zip(layout.names, layout.shapes))}, got {self.A.shape}."
+            )
+        mean, std = np.asarray(standardiser.mean), np.asarray(standardiser.std)
+        # A z <= b with z = mean + std * u  <=>  (A diag(std)) u <= b - A mean.
+        return linear(
+            denoiser, self.A * std, self.b - self.A @ mean,
+            scale=self.scale, variance=self.variance,
+        )
+
+
+def constrained(
+    denoiser: AbstractDenoiser,
+    constraints: AbstractConstraint | tuple | list | None,
+    layout: NodeLayout,
+    standardiser: Standardiser,
+) -> AbstractDenoiser:
+    """``denoiser`` guided towards every constraint in ``constraints`` (one or a sequence)."""
+    if constraints is None:
+        return denoiser
+    if isinstance(constraints, AbstractConstraint):
+        constraints = (constraints,)
+    for constraint in constraints:
+        if not isinstance(constraint, AbstractConstraint):
+            raise TypeError(
+                "`constraints` must be gs.Box({...}), gs.LinearInequality(A, b) or a list of "
+                f"them, got {constraint!r}."
+            )
+        denoiser = constraint.guide(denoiser, layout, standardiser)
+    return denoiser

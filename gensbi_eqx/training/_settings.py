@@ -1,0 +1,67 @@
+"""Every setting of a training run, in one object: what `gensbi_eqx.fit` takes as ``training``."""
+
+import equinox as eqx
+import numpy as np
+import optax
+
+from ._optimizer import default_optimizer
+from ._stopping import EarlyStopping
+
+
+def _positive_int(value, argument: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{argument}` must be a positive integer, got {value!r}.")
+
+
+class Training(eqx.Module):
+    """How `gensbi_eqx.fit` trains.
+
+    **Arguments:**
+    - `optimizer`: an optax ``GradientTransformation``; ``None`` is `default_optimizer`
+      (``max_steps``): Adam at 1e-3 after global-norm clipping at 1, constant, then linear decay
+      to 1% from half-way.
+    - `batch_size`: examples per step, drawn with replacement; each gets its own time, noise and
+      condition mask.
+    - `max_steps`: the most steps a run takes.
+    - `ema_decay`: decay of the exponential moving average of the weights; the returned weights
+      are the EMA ones (the decay is warmed up over the first steps).
+    - `validation_fraction`: share of the rows held out to score the EMA weights; ``0`` trains
+      for ``max_steps`` without validation.
+    - `stopping`: when to stop (`EarlyStopping`), judged on the validation scores.
+    - `steps_per_call`: steps fused into one device call (``lax.fori_loop``); the host sees the
+      losses only between calls.
+    """
+
+    optimizer: optax.GradientTransformation | None = None
+    batch_size: int = eqx.field(static=True, default=256)
+    max_steps: int = eqx.field(static=True, default=10_000)
+    ema_decay: float = eqx.field(static=True, default=0.999)
+    validation_fraction: float = eqx.field(static=True, default=0.1)
+    stopping: EarlyStopping = EarlyStopping()
+    steps_per_call: int = eqx.field(static=True, default=100)
+
+    def __check_init__(self):
+        _positive_int(self.batch_size, "batch_size")
+        _positive_int(self.max_steps, "max_steps")
+        _positive_int(self.steps_per_call, "steps_per_call")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"`ema_decay` must lie in [0, 1), got {self.ema_decay}.")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(
+                f"`validation_fraction` must lie in [0, 1), got {self.validation_fraction}."
+            )
+        if self.optimizer is not None and not isinstance(
+            self.optimizer, optax.GradientTransformation
+        ):
+            raise TypeError(
+                "`optimizer` must be an optax GradientTransformation, e.g. optax.adam(1e-3), got "
+                f"{type(self.optimizer).__name__}."
+            )
+        if not isinstance(self.stopping, EarlyStopping):
+            raise TypeError(
+                f"`stopping` must be a gs.EarlyStopping, got {type(self.stopping).__name__}."
+            )
+
+    def resolved_optimizer(self) -> optax.GradientTransformation:
+        """``optimizer``, or the default one for ``max_steps``."""
+        return default_optimizer(self.max_steps) if self.optimizer is None else self.optimizer
