@@ -5,7 +5,7 @@ probability Phi(0.5) = 0.6915; of two equal distributions, 0.5. The held-out acc
 2n points has standard error sqrt(p (1 - p) / 2n), about 0.011 for n = 1000; tolerances are 4
 standard errors (0.045).
 
-SBC, TARP and coverage run on Gaussian linear (dim 2), whose posterior N(0.5 x, 0.05 I) is
+SBC, TARP and HPD coverage run on Gaussian linear (dim 2), whose posterior N(0.5 x, 0.05 I) is
 exact, through duck-typed fake estimators: a calibrated one and an overconfident one (posterior
 standard deviation halved).
 """
@@ -160,9 +160,11 @@ P_CALIBRATED = 1e-3
 P_OVERCONFIDENT = 1e-10
 
 
-def test_sbc_ranks_counts_samples_below():
+def test_sbc_ranks_count_samples_below():
     samples = np.array([[[0.0, 5.0]], [[1.0, 6.0]], [[2.0, 7.0]]])  # (S=3, N=1, d=2)
-    np.testing.assert_array_equal(dg.sbc_ranks(samples, np.array([[1.5, 4.0]])), [[2, 0]])
+    result = dg.sbc_from_samples(samples, np.array([[1.5, 4.0]]), labels=["a", "b"])
+    np.testing.assert_array_equal(result.ranks, [[2, 0]])
+    assert result.num_samples == 3 and result.labels == ("a", "b")
 
 
 def test_sbc_posterior_calibrated_and_overconfident(truths):
@@ -219,7 +221,7 @@ def test_sbc_result_from_ranks_checks_its_input():
         dg.SBCResult.from_ranks(ranks, 50, labels=["a"])
 
 
-# ---------------------------------------------------------------- TARP and expected coverage
+# ---------------------------------------------------------------- TARP and HPD coverage
 
 # Calibrated: the coverage curve is the empirical CDF of N uniform credibilities (steps of
 # 1 / S), so its distance to the diagonal stays below the 1% Kolmogorov-Smirnov bound
@@ -260,25 +262,27 @@ def _scaled_gaussian_hpd_coverage(levels, scale):
 
 
 def test_tarp_calibrated_and_overconfident(draws):
-    calibrated = dg.tarp(jr.key(5), draws["calibrated"].samples, draws["calibrated"].truths)
+    calibrated = dg.tarp_from_samples(
+        jr.key(5), draws["calibrated"].samples, draws["calibrated"].truths
+    )
     assert calibrated.method == "tarp"
     _check_calibrated(calibrated)
     over = draws["overconfident"]
-    result = dg.tarp(jr.key(5), over.samples, over.truths)
+    result = dg.tarp_from_samples(jr.key(5), over.samples, over.truths)
     # Balls around random references: too-narrow posteriors miss the truth at high levels far
     # beyond what sampling noise allows.
     assert result.coverage[90] < 0.9 - KS_BOUND and result.p_value < 1e-6, result.summary()
     # One fixed reference (the centre of the prior) for every simulation works as well.
     samples, targets = draws["calibrated"].samples, draws["calibrated"].truths
-    _check_calibrated(dg.tarp(jr.key(5), samples, targets, references=np.zeros(2)))
+    _check_calibrated(dg.tarp_from_samples(jr.key(5), samples, targets, references=np.zeros(2)))
 
 
-def test_expected_coverage_kde_and_log_prob(draws, truths):
+def test_hpd_coverage_kde_and_log_prob(draws, truths):
     log_prob = _log_prob(jnp.asarray(truths["x"]))
     for name, scale in (("calibrated", 1.0), ("overconfident", 0.5)):
         samples, targets = draws[name].samples, draws[name].truths
-        kde = dg.expected_coverage(samples, targets)
-        exact = dg.expected_coverage(samples, targets, log_prob=log_prob)
+        kde = dg.hpd_coverage_from_samples(samples, targets)
+        exact = dg.hpd_coverage_from_samples(samples, targets, log_prob=log_prob)
         assert (kde.method, exact.method) == ("hpd (kde)", "hpd (log_prob)")
         for result in (kde, exact):
             if scale == 1.0:
@@ -289,14 +293,25 @@ def test_expected_coverage_kde_and_log_prob(draws, truths):
             assert result.p_value < 1e-6
 
 
-def test_estimator_level_coverage_matches_array_level(draws, truths):
+def test_estimator_level_matches_array_level(draws, truths):
+    # The short name on an estimator is its _from_samples twin on the same draws (key 1, as the
+    # `draws` fixture).
     calibrated = draws["calibrated"]
-    by_estimator = dg.expected_coverage_estimator(
+    by_estimator = dg.hpd_coverage(
         jr.key(1), FakePosterior(), truths, num_samples=NUM_SAMPLES, batch_size=BATCH_SIZE
     )
-    by_arrays = dg.expected_coverage(calibrated.samples, calibrated.truths)
+    by_arrays = dg.hpd_coverage_from_samples(calibrated.samples, calibrated.truths)
     np.testing.assert_array_equal(by_estimator.credibility, by_arrays.credibility)
-    tarp_result = dg.tarp_estimator(
+    sbc_by_estimator = dg.sbc(
+        jr.key(1), FakePosterior(), truths, num_samples=NUM_SAMPLES, batch_size=BATCH_SIZE
+    )
+    sbc_by_arrays = dg.sbc_from_samples(
+        calibrated.samples, calibrated.truths, labels=calibrated.labels
+    )
+    np.testing.assert_array_equal(sbc_by_estimator.ranks, sbc_by_arrays.ranks)
+    np.testing.assert_array_equal(sbc_by_estimator.p_values, sbc_by_arrays.p_values)
+    assert sbc_by_estimator.labels == sbc_by_arrays.labels
+    tarp_result = dg.tarp(
         jr.key(7), FakePosterior(), truths, num_samples=NUM_SAMPLES, batch_size=BATCH_SIZE
     )
     _check_calibrated(tarp_result)
@@ -343,7 +358,12 @@ def test_posterior_predictive_refuses_a_mismatched_simulator(truths):
 
 def test_array_diagnostics_refuse_bad_input(getkey):
     samples, truths = np.zeros((10, 4, 2)), np.zeros((4, 2))
-    for function in (dg.sbc_ranks, lambda s, t: dg.tarp(getkey(), s, t), dg.expected_coverage):
+    functions = (
+        dg.sbc_from_samples,
+        lambda s, t: dg.tarp_from_samples(getkey(), s, t),
+        dg.hpd_coverage_from_samples,
+    )
+    for function in functions:
         with pytest.raises(ValueError, match=r"`truths`.*\(4, 2\).*\(4, 3\)"):
             function(samples, np.zeros((4, 3)))
         with pytest.raises(ValueError, match=r"`samples`.*\(num_samples, N, d\).*\(10, 2\)"):
@@ -357,13 +377,13 @@ def test_array_diagnostics_refuse_bad_input(getkey):
     rng = np.random.default_rng(0)
     samples, truths = rng.normal(size=(10, 4, 2)), rng.normal(size=(4, 2))
     with pytest.raises(ValueError, match=r"`references`.*\(4, 2\).*\(3, 2\)"):
-        dg.tarp(getkey(), samples, truths, references=np.zeros((3, 2)))
+        dg.tarp_from_samples(getkey(), samples, truths, references=np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"`truths`.*vary"):
-        dg.tarp(getkey(), samples, np.zeros((4, 2)))
+        dg.tarp_from_samples(getkey(), samples, np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"`log_prob`.*\(11, 4\).*\(11,\)"):
-        dg.expected_coverage(samples, truths, log_prob=lambda v: jnp.zeros(v.shape[0]))
+        dg.hpd_coverage_from_samples(samples, truths, log_prob=lambda v: jnp.zeros(v.shape[0]))
     with pytest.raises(ValueError, match=r"`num_levels`"):
-        dg.expected_coverage(samples, truths, num_levels=1)
+        dg.hpd_coverage_from_samples(samples, truths, num_levels=1)
 
 
 def test_estimator_diagnostics_refuse_bad_input(truths):
@@ -384,4 +404,4 @@ def test_estimator_diagnostics_refuse_bad_input(truths):
             return {"theta": np.zeros((num_samples, 2))}
 
     with pytest.raises(ValueError, match=r"`estimator.sample` returned 'theta' of shape \(5, 2\)"):
-        dg.tarp_estimator(jr.key(0), Wrong(), truths, num_samples=5)
+        dg.tarp(jr.key(0), Wrong(), truths, num_samples=5)

@@ -5,9 +5,14 @@ of samples that are "more central" than the truth. The truth lies in the region 
 when ``f_n < alpha``; for an exact posterior ``f_n`` is uniform, so the coverage curve
 ``alpha -> mean_n(f_n < alpha)`` is the diagonal. The tests differ in what "central" means:
 
-- :func:`expected_coverage`: higher density (highest-density regions);
+- :func:`hpd_coverage`: higher density (highest posterior density regions; the "expected
+  coverage" of Hermans et al., 2022, *A trust crisis in simulation-based inference?*);
 - :func:`tarp`: closer to a random reference point (Lemos et al., 2023, *Sampling-based accuracy
   testing of posterior estimators for general inference*), which needs samples only.
+
+Both curves are expected coverage, so the names say which regions they cover. Each test comes
+twice: ``name(key, estimator, truths, ...)`` draws from an estimator, ``name_from_samples`` takes
+samples drawn elsewhere.
 """
 
 import dataclasses
@@ -80,7 +85,7 @@ def _coverage_result(credibility: np.ndarray, num_samples: int, num_levels: int,
     return CoverageResult(levels, coverage, credibility, num_samples, p_value, method)
 
 
-def tarp(
+def tarp_from_samples(
     key: Key,
     samples: ArrayLike,
     truths: ArrayLike,
@@ -165,7 +170,7 @@ def _kde_credibility(
     return jax.lax.map(one, (jnp.moveaxis(samples, 1, 0), truths))
 
 
-def expected_coverage(
+def hpd_coverage_from_samples(
     samples: ArrayLike,
     truths: ArrayLike,
     *,
@@ -230,7 +235,7 @@ def expected_coverage(
     return _coverage_result(credibility, num_samples, num_levels, method)
 
 
-def tarp_estimator(
+def tarp(
     key: Key,
     estimator: SupportsSample,
     truths: Mapping[str, ArrayLike],
@@ -241,18 +246,19 @@ def tarp_estimator(
     references: ArrayLike | None = None,
     num_levels: int = 101,
 ) -> CoverageResult:
-    """:func:`tarp` on samples of ``p(infer | rest)`` drawn from `estimator` for each joint
-    draw in `truths` (see :func:`conditional_samples` for the arguments it shares)."""
+    """TARP of any conditional of an estimator: :func:`tarp_from_samples` on samples of
+    ``p(infer | rest)`` drawn from `estimator` for each joint draw in `truths` (see
+    :func:`conditional_samples` for the arguments it shares)."""
     key_samples, key_references = jr.split(key)
     draws = conditional_samples(
         key_samples, estimator, truths, infer=infer, num_samples=num_samples, batch_size=batch_size
     )
-    return tarp(
+    return tarp_from_samples(
         key_references, draws.samples, draws.truths, references=references, num_levels=num_levels
     )
 
 
-def expected_coverage_estimator(
+def hpd_coverage(
     key: Key,
     estimator: SupportsSample,
     truths: Mapping[str, ArrayLike],
@@ -263,9 +269,13 @@ def expected_coverage_estimator(
     log_prob: LogProb | None = None,
     num_levels: int = 101,
 ) -> CoverageResult:
-    """:func:`expected_coverage` on samples of ``p(infer | rest)`` drawn from `estimator` for
-    each joint draw in `truths` (see :func:`conditional_samples` for the arguments it shares)."""
+    """Expected coverage of highest posterior density regions of any conditional of an
+    estimator: :func:`hpd_coverage_from_samples` on samples of ``p(infer | rest)`` drawn from
+    `estimator` for each joint draw in `truths` (see :func:`conditional_samples` for the
+    arguments it shares)."""
     draws = conditional_samples(
         key, estimator, truths, infer=infer, num_samples=num_samples, batch_size=batch_size
     )
-    return expected_coverage(draws.samples, draws.truths, log_prob=log_prob, num_levels=num_levels)
+    return hpd_coverage_from_samples(
+        draws.samples, draws.truths, log_prob=log_prob, num_levels=num_levels
+    )

@@ -83,9 +83,9 @@ def conditional_samples(
 ) -> ConditionalSamples:
     """Sample ``p(infer | rest)`` for every joint draw in ``truths``.
 
-    The shared first step of :func:`sbc`, :func:`tarp_estimator` and
-    :func:`expected_coverage_estimator`; call it once and pass its arrays to :func:`sbc_ranks`,
-    :func:`tarp` and :func:`expected_coverage` to run several diagnostics on one set of draws.
+    The shared first step of :func:`sbc`, :func:`tarp` and :func:`hpd_coverage`; call it once
+    and pass its arrays to :func:`sbc_from_samples`, :func:`tarp_from_samples` and
+    :func:`hpd_coverage_from_samples` to run several diagnostics on one set of draws.
 
     **Arguments:**
     - `key`: a `jax.random` key.

@@ -17,19 +17,6 @@ from ._checks import check_positive_int, samples_and_truths
 from ._draws import SupportsSample, conditional_samples
 
 
-def sbc_ranks(samples: ArrayLike, truths: ArrayLike) -> Int[np.ndarray, "batch dim"]:
-    """Rank of each truth among its samples, per dimension.
-
-    **Arguments:**
-    - `samples`: ``(num_samples, N, d)``; ``samples[:, n]`` are drawn given simulation ``n``.
-    - `truths`: ``(N, d)``, the values that produced the simulations.
-
-    **Returns:** ``(N, d)`` ints in ``[0, num_samples]``: how many samples lie below the truth.
-    """
-    samples, truths = samples_and_truths(samples, truths)
-    return np.sum(samples < truths[None], axis=0).astype(np.int64)
-
-
 def _default_bins(num: int, num_samples: int) -> int:
     # About 10 expected ranks per bin keeps the chi-square approximation sound; more than 20
     # bins spreads the evidence of a U shape or a slope too thin.
@@ -54,10 +41,11 @@ def _chi_square_p_values(ranks: np.ndarray, num_samples: int, bins: int) -> np.n
 class SBCResult:
     """Ranks of SBC and a uniformity test per dimension.
 
-    ``ranks (N, d)`` as :func:`sbc_ranks`; ``num_samples``, the samples per truth (ranks lie in
-    ``[0, num_samples]``); ``labels`` (``d`` names); ``p_values (d,)`` of a chi-square test that
-    the ranks of each dimension are uniform, on ``bins`` groups of consecutive ranks. A small
-    p-value (e.g. below 0.01 / d) flags a miscalibrated dimension.
+    ``ranks (N, d)``: per simulation and dimension, how many of its samples lie below the truth;
+    ``num_samples``, the samples per truth (ranks lie in ``[0, num_samples]``); ``labels``
+    (``d`` names); ``p_values (d,)`` of a chi-square test that the ranks of each dimension are
+    uniform, on ``bins`` groups of consecutive ranks. A small p-value (e.g. below 0.01 / d) flags
+    a miscalibrated dimension.
     """
 
     ranks: Int[np.ndarray, "batch dim"]
@@ -75,7 +63,7 @@ class SBCResult:
         labels: Sequence[str] | None = None,
         bins: int | None = None,
     ) -> "SBCResult":
-        """Test ranks made elsewhere, e.g. ``sbc_ranks(samples, truths)`` of your own samples.
+        """Test ranks made elsewhere (from samples, :func:`sbc_from_samples` makes them).
 
         `ranks`: ``(N, d)`` ints in ``[0, num_samples]``; `labels`: ``d`` names (default
         ``"dim i"``); `bins`: groups for the chi-square test (default ``min(20, N // 10)``, at
@@ -163,5 +151,26 @@ def sbc(
     draws = conditional_samples(
         key, estimator, truths, infer=infer, num_samples=num_samples, batch_size=batch_size
     )
-    ranks = sbc_ranks(draws.samples, draws.truths)
-    return SBCResult.from_ranks(ranks, num_samples, labels=draws.labels, bins=bins)
+    return sbc_from_samples(draws.samples, draws.truths, labels=draws.labels, bins=bins)
+
+
+def sbc_from_samples(
+    samples: ArrayLike,
+    truths: ArrayLike,
+    *,
+    labels: Sequence[str] | None = None,
+    bins: int | None = None,
+) -> SBCResult:
+    """Simulation-based calibration of samples drawn elsewhere.
+
+    **Arguments:**
+    - `samples`: ``(num_samples, N, d)``; ``samples[:, n]`` are drawn given simulation ``n``.
+    - `truths`: ``(N, d)``, the values that produced the simulations.
+    - `labels`: ``d`` names (default ``"dim i"``).
+    - `bins`: groups of ranks for the chi-square test (see :meth:`SBCResult.from_ranks`).
+
+    **Returns:** :class:`SBCResult`, whose ``ranks (N, d)`` count the samples below each truth.
+    """
+    samples, truths = samples_and_truths(samples, truths)
+    ranks = np.sum(samples < truths[None], axis=0).astype(np.int64)
+    return SBCResult.from_ranks(ranks, samples.shape[0], labels=labels, bins=bins)
