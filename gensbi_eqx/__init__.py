@@ -54,6 +54,7 @@ from .samplers import EDMSampler as EDMSampler
 from .samplers import Resampled as Resampled
 from .training import BernoulliMasks as BernoulliMasks
 from .training import EarlyStopping as EarlyStopping
+from .training import PlateauStopping as PlateauStopping
 from .training import PosteriorMasks as PosteriorMasks
 from .training import StructuredMasks as StructuredMasks
 from .training import Training as Training
@@ -77,6 +78,7 @@ __all__ = [
     "LogNormalNoise",
     "LogitNormalTimes",
     "ODE",
+    "PlateauStopping",
     "PosteriorMasks",
     "Resampled",
     "SDE",

@@ -11,13 +11,17 @@ from ._masks import PosteriorMasks as PosteriorMasks
 from ._masks import StructuredMasks as StructuredMasks
 from ._optimizer import default_optimizer as default_optimizer
 from ._settings import Training as Training
+from ._stopping import AbstractStopping as AbstractStopping
 from ._stopping import EarlyStopping as EarlyStopping
+from ._stopping import PlateauStopping as PlateauStopping
 
 __all__ = [
     "AbstractConditionMasks",
+    "AbstractStopping",
     "BernoulliMasks",
     "EarlyStopping",
     "History",
+    "PlateauStopping",
     "PosteriorMasks",
     "StructuredMasks",
     "Training",

@@ -61,13 +61,14 @@ def _update_fn(
     attention: AbstractAttention | None,
     ema_decay: float,
     parallel: DataParallel | None = None,
+    stratified: bool = False,
 ) -> Callable:
-    """One optimizer and EMA step, not jitted: ``(x_train, model, ema, opt_state, key, i) ->
-    (model, ema, opt_state, loss)``; ``x_train`` is ``(n, num_scalars)`` or a pair ``(tokens,
-    metadata)`` (`split_training_data`). With ``parallel``, the batch is split over the
-    devices."""
+    """One optimizer and EMA step, not jitted: ``(x_train, model, ema, opt_state, key, i,
+    lr_scale=None) -> (model, ema, opt_state, loss)``; ``x_train`` is ``(n, num_scalars)`` or a
+    pair ``(tokens, metadata)`` (`split_training_data`); ``lr_scale`` multiplies the optimizer's
+    updates. With ``parallel``, the batch is split over the devices."""
 
-    def update(x_train, model, ema, opt_state, key, i):
+    def update(x_train, model, ema, opt_state, key, i, lr_scale=None):
         k_batch, k_mask, k_loss = jr.split(key, 3)
         tokens, metadata = split_training_data(x_train)
         rows = jr.randint(k_batch, (batch_size,), 0, tokens.shape[0])
@@ -76,11 +77,13 @@ def _update_fn(
         if parallel is not None:
             x0, masks, metadata = parallel.constrain((x0, masks, metadata))
         loss, grads = eqx.filter_value_and_grad(batch_loss)(
-            model, method, x0, masks, k_loss, attention, metadata
+            model, method, x0, masks, k_loss, attention, metadata, stratified
         )
         updates, opt_state = optimizer.update(
             grads, opt_state, eqx.filter(model, eqx.is_inexact_array)
         )
+        if lr_scale is not None:
+            updates = jax.tree.map(lambda u: lr_scale * u, updates)
         model = eqx.apply_updates(model, updates)
         decay = jnp.minimum(ema_decay, (1.0 + i) / (10.0 + i))
         return model, _ema(decay, ema, model), opt_state, loss
@@ -116,9 +119,10 @@ def make_fused_train_steps(
     attention: AbstractAttention | None = None,
     ema_decay: float = 0.999,
     parallel: DataParallel | None = None,
+    stratified: bool = False,
 ) -> Callable:
     """Up to ``steps_per_call`` train steps in ONE dispatch: ``(x_train, model, ema, opt_state,
-    key, start, count) -> (model, ema, opt_state, losses)``.
+    key, start, count, lr_scale=None) -> (model, ema, opt_state, losses)``.
 
     Runs steps ``start, ..., start + count - 1`` (``count <= steps_per_call``, traced, so a
     short last call does not recompile) in a ``lax.fori_loop`` on the device; step ``i`` uses
@@ -127,19 +131,22 @@ def make_fused_train_steps(
     per-step dispatch; this pays it once per call. Compiles once per run.
     """
     update = _update_fn(
-        method, mask_sampler, optimizer, batch_size, num_scalars, attention, ema_decay, parallel
+        method, mask_sampler, optimizer, batch_size, num_scalars, attention, ema_decay, parallel,
+        stratified,
     )
 
     @eqx.filter_jit
     @eqx.debug.assert_max_traces(max_traces=1)
-    def steps(x_train, model, ema, opt_state, key, start, count):
+    def steps(x_train, model, ema, opt_state, key, start, count, lr_scale=None):
         arrays, static = eqx.partition((model, ema), eqx.is_array)
 
         def body(j, carry):
             arrays, opt_state, losses = carry
             model, ema = eqx.combine(arrays, static)
             i = start + j
-            model, ema, opt_state, loss = update(x_train, model, ema, opt_state, jr.fold_in(key, i), i)
+            model, ema, opt_state, loss = update(
+                x_train, model, ema, opt_state, jr.fold_in(key, i), i, lr_scale
+            )
             arrays = eqx.filter((model, ema), eqx.is_array)
             return arrays, opt_state, losses.at[j].set(loss)
 
@@ -192,7 +199,7 @@ def train(
     steps_per_call = min(training.steps_per_call, validation_every, max_steps)
     run_steps = make_fused_train_steps(
         method, mask_sampler, optimizer, training.batch_size, num_scalars, steps_per_call,
-        attention, training.ema_decay, parallel,
+        attention, training.ema_decay, parallel, training.stratified_times,
     )
 
     @eqx.filter_jit
@@ -207,13 +214,15 @@ def train(
     losses, pending = [], []
     val_steps, val_losses = [], []
     stopped_early = False
+    lr_scale = 1.0
     bar = tqdm(total=max_steps, disable=not progress, desc="training", unit="step")
     done = 0
     while done < max_steps and not stopped_early:
         # Calls end at validation points, so validation sees the weights of exactly that step.
         count = min(steps_per_call, validation_every - done % validation_every, max_steps - done)
         model, ema, opt_state, chunk = run_steps(
-            x_train, model, ema, opt_state, step_key, jnp.asarray(done), jnp.asarray(count)
+            x_train, model, ema, opt_state, step_key, jnp.asarray(done), jnp.asarray(count),
+            jnp.asarray(lr_scale, dtype=jnp.float32),
         )
         pending.append((chunk, count))
         done += count
@@ -230,7 +239,7 @@ def train(
                     best = (val, ema, done)
                 postfix["val"] = f"{val:.4f}"
                 postfix["best"] = f"{best[0]:.4f}"
-                stopped_early = stopping.should_stop(val_losses)
+                stopped_early, lr_scale = stopping.decide(val_losses)
             bar.set_postfix(postfix, refresh=False)
             bar.update(done - bar.n)
     bar.close()

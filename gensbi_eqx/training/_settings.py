@@ -5,7 +5,7 @@ import numpy as np
 import optax
 
 from ._optimizer import default_optimizer
-from ._stopping import EarlyStopping
+from ._stopping import AbstractStopping, EarlyStopping
 
 
 def _positive_int(value, argument: str) -> None:
@@ -27,7 +27,10 @@ class Training(eqx.Module):
       are the EMA ones (the decay is warmed up over the first steps).
     - `validation_fraction`: share of the rows held out to score the EMA weights; ``0`` trains
       for ``max_steps`` without validation.
-    - `stopping`: when to stop (`EarlyStopping`), judged on the validation scores.
+    - `stopping`: when to stop, and when to cut the learning rate, judged on the validation
+      scores (`EarlyStopping`, `PlateauStopping`).
+    - `stratified_times`: draw each batch's training times one per quantile stratum of the
+      method's time distribution (less variance in the loss, same expectation).
     - `steps_per_call`: steps fused into one device call (``lax.fori_loop``); the host sees the
       losses only between calls.
     """
@@ -37,7 +40,8 @@ class Training(eqx.Module):
     max_steps: int = eqx.field(static=True, default=10_000)
     ema_decay: float = eqx.field(static=True, default=0.999)
     validation_fraction: float = eqx.field(static=True, default=0.1)
-    stopping: EarlyStopping = EarlyStopping()
+    stopping: AbstractStopping = EarlyStopping()
+    stratified_times: bool = eqx.field(static=True, default=False)
     steps_per_call: int = eqx.field(static=True, default=100)
 
     def __check_init__(self):
@@ -57,9 +61,10 @@ class Training(eqx.Module):
                 "`optimizer` must be an optax GradientTransformation, e.g. optax.adam(1e-3), got "
                 f"{type(self.optimizer).__name__}."
             )
-        if not isinstance(self.stopping, EarlyStopping):
+        if not isinstance(self.stopping, AbstractStopping):
             raise TypeError(
-                f"`stopping` must be a gs.EarlyStopping, got {type(self.stopping).__name__}."
+                "`stopping` must be a gs.EarlyStopping or gs.PlateauStopping, got "
+                f"{type(self.stopping).__name__}."
             )
 
     def resolved_optimizer(self) -> optax.GradientTransformation:
