@@ -1,5 +1,6 @@
 """End to end through the public API: fit, sample any conditional, save/load, bad input."""
 
+import json
 import os
 
 import equinox as eqx
@@ -31,12 +32,11 @@ def data(task):
 def estimator(data):
     """One small Simformer trained once (VE, structured masks) and shared by the tests."""
     model = gs.Simformer.for_data(data, key=jr.key(1), **TRAINED)
-    return gs.fit(
-        jr.key(2), model, data, method=gs.VESDE(), max_steps=1_500, progress=False,
-        validation_every=100,
-    )
+    training = gs.Training(max_steps=1_500, stopping=gs.EarlyStopping(every=100))
+    return gs.fit(jr.key(2), model, data, method=gs.VESDE(), training=training, progress=False)
 
 
+ODE = gs.ODE()  # the probability-flow ODE, adaptive Tsit5 at rtol = atol = 1e-5
 NUM = 4_000  # draws per check: standard error of a mean is sd / 63, of a variance 2.2%
 
 # Tolerances: the sampling error (5 standard errors) plus a stated budget for what a small model
@@ -56,10 +56,14 @@ def _check_gaussian(samples, mean, var):
 
 
 def test_posterior_matches_closed_form(estimator, task):
-    """Posterior samples of a trained model match the analytic Gaussian posterior."""
+    """Posterior samples of a trained model match the analytic Gaussian posterior. Without a
+    sampler, the method's default one runs and is recorded with the draws."""
     x_o = jnp.array([0.3, -0.2])
     post = estimator.sample(jr.key(3), {"x": x_o}, NUM)
+    assert isinstance(post, gs.Samples) and post.info == {}
+    assert post.sampler == gs.samplers.default_sampler(gs.VESDE()) == gs.SDE(steps=500)
     assert set(post) == {"theta"} and post["theta"].shape == (NUM, DIM)
+    assert set(dict(post)) == {"theta"} and "theta" in repr(post)
     truth = task.true_posterior(x_o)
     _check_gaussian(post["theta"], np.asarray(truth.mean), np.diag(np.asarray(truth.covariance)))
 
@@ -76,18 +80,18 @@ def test_partial_condition_nan_entries(estimator):
     """NaN entries are latent; given entries come back bit-identical; shapes follow the query."""
     given = jnp.array([0.3, jnp.nan])
     x_o = jnp.array([0.1, 0.25])
-    out = estimator.sample(jr.key(5), {"x": x_o, "theta": given}, 500, sampler="ode")
+    out = estimator.sample(jr.key(5), {"x": x_o, "theta": given}, 500, sampler=ODE)
     assert set(out) == {"theta"} and out["theta"].shape == (500, DIM)
     assert np.all(np.asarray(out["theta"][:, 0]) == np.float32(0.3))
     assert np.isfinite(np.asarray(out["theta"][:, 1])).all()
-    only_theta = estimator.sample(jr.key(5), {"theta": given}, 10, sampler="ode")
+    only_theta = estimator.sample(jr.key(5), {"theta": given}, 10, sampler=ODE)
     assert set(only_theta) == {"theta", "x"}
 
 
 def test_batched_conditions_match_single_calls(estimator):
     """A leading batch axis samples every conditional at once, shaped (num_samples, B, d)."""
     x_os = jnp.array([[0.3, -0.2], [-0.5, 0.4], [0.0, 0.0]])
-    batched = estimator.sample(jr.key(6), {"x": x_os}, 2_000, sampler="ode")["theta"]
+    batched = estimator.sample(jr.key(6), {"x": x_os}, 2_000, sampler=ODE)["theta"]
     assert batched.shape == (2_000, 3, DIM)
     np.testing.assert_allclose(np.asarray(batched.mean(0)), 0.5 * np.asarray(x_os), atol=0.06)
 
@@ -95,18 +99,18 @@ def test_batched_conditions_match_single_calls(estimator):
 def test_sampler_does_not_recompile_for_new_observations(estimator):
     """A new observation, or a new NaN pattern, of the same shape reuses the compiled sampler."""
     fn = gs.sampling.sample_conditionals
-    estimator.sample(jr.key(7), {"x": jnp.array([0.1, 0.1])}, 64, sampler="ode")
+    estimator.sample(jr.key(7), {"x": jnp.array([0.1, 0.1])}, 64, sampler=ODE)
     before = eqx.debug.get_num_traces(fn)
-    estimator.sample(jr.key(8), {"x": jnp.array([-0.4, 0.2])}, 64, sampler="ode")
-    estimator.sample(jr.key(8), {"x": jnp.array([-0.4, jnp.nan])}, 64, sampler="ode")
+    estimator.sample(jr.key(8), {"x": jnp.array([-0.4, 0.2])}, 64, sampler=ODE)
+    estimator.sample(jr.key(8), {"x": jnp.array([-0.4, jnp.nan])}, 64, sampler=gs.ODE())
     assert eqx.debug.get_num_traces(fn) == before
 
 
 def test_same_key_same_samples(estimator):
     """Samples are a function of the key."""
-    a = estimator.sample(jr.key(9), {"x": jnp.zeros(DIM)}, 100, sampler="ode")["theta"]
-    b = estimator.sample(jr.key(9), {"x": jnp.zeros(DIM)}, 100, sampler="ode")["theta"]
-    c = estimator.sample(jr.key(10), {"x": jnp.zeros(DIM)}, 100, sampler="ode")["theta"]
+    a = estimator.sample(jr.key(9), {"x": jnp.zeros(DIM)}, 100, sampler=ODE)["theta"]
+    b = estimator.sample(jr.key(9), {"x": jnp.zeros(DIM)}, 100, sampler=ODE)["theta"]
+    c = estimator.sample(jr.key(10), {"x": jnp.zeros(DIM)}, 100, sampler=ODE)["theta"]
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
@@ -122,16 +126,18 @@ def test_history_and_early_stopping_bookkeeping(estimator):
 def test_save_load_round_trip(estimator, tmp_path):
     """A loaded estimator samples bit-identically and keeps its history."""
     path = tmp_path / "est.eqx"
-    estimator.save(path)
+    gs.save(path, estimator)
     loaded = gs.load(path)
     assert [p.name for p in tmp_path.iterdir()] == ["est.eqx"]  # no temp file left behind
-    for sampler in ("ode", "sde"):
-        kwargs = dict(sampler=sampler, steps=20 if sampler == "sde" else None)
-        a = estimator.sample(jr.key(11), {"x": jnp.ones(DIM)}, 50, **kwargs)["theta"]
-        b = loaded.sample(jr.key(11), {"x": jnp.ones(DIM)}, 50, **kwargs)["theta"]
+    for sampler in (ODE, gs.SDE(steps=20)):
+        a = estimator.sample(jr.key(11), {"x": jnp.ones(DIM)}, 50, sampler=sampler)["theta"]
+        b = loaded.sample(jr.key(11), {"x": jnp.ones(DIM)}, 50, sampler=sampler)["theta"]
         assert np.array_equal(a, b)
     np.testing.assert_array_equal(loaded.history.train_loss, estimator.history.train_loss)
-    assert loaded.layout == estimator.layout
+    assert loaded.layout == estimator.layout and loaded.method == estimator.method
+    assert loaded.attention == estimator.attention == gs.DenseAttention()
+    with pytest.raises(TypeError, match="estimator"):
+        gs.save(tmp_path / "other.eqx", estimator.model)
 
 
 def test_log_prob_is_a_normalised_density_in_user_units(estimator):
@@ -163,17 +169,20 @@ def test_interval_constraints_on_parameters_and_on_data(estimator):
     interval widened by 5%, and the unconstrained theta[1] keeps its N(-0.1, 0.05) marginal
     (same budgets as above). On a data node: x is latent and restricted to a box, and >= 95% of
     the draws of x lie in it (widened by 5% of the box)."""
-    n, steps = 1_000, 200  # the SDE at 200 steps stays well inside the budgets
+    n, sampler = 1_000, gs.SDE(steps=200)  # the SDE at 200 steps stays well inside the budgets
     x_o = jnp.array([0.3, -0.2])
-    box = {"theta": (jnp.array([0.0, -jnp.inf]), jnp.array([0.3, jnp.inf]))}
-    post = np.asarray(estimator.sample(jr.key(20), {"x": x_o}, n, constraints=box, steps=steps)["theta"])
+    box = gs.Box({"theta": (jnp.array([0.0, -jnp.inf]), jnp.array([0.3, jnp.inf]))})
+    post = estimator.sample(jr.key(20), {"x": x_o}, n, constraints=box, sampler=sampler)
+    post = np.asarray(post["theta"])
     inside = (post[:, 0] >= 0.0) & (post[:, 0] <= 0.3)
     widened = (post[:, 0] >= -0.015) & (post[:, 0] <= 0.315)
     assert inside.mean() >= 0.95 and widened.mean() >= 0.99, (inside.mean(), widened.mean())
     _check_gaussian(post[:, 1:], np.array([-0.1]), np.array([0.05]))
 
     lower, upper = np.array([0.2, -0.3]), np.array([0.4, -0.1])
-    joint = estimator.sample(jr.key(21), {}, n, constraints={"x": (lower, upper)}, steps=steps)
+    joint = estimator.sample(
+        jr.key(21), {}, n, constraints=[gs.Box({"x": (lower, upper)})], sampler=sampler
+    )
     x = np.asarray(joint["x"])
     assert ((x >= lower - 0.01) & (x <= upper + 0.01)).all(axis=-1).mean() >= 0.95
     assert np.isfinite(np.asarray(joint["theta"])).all()
@@ -185,16 +194,18 @@ def test_log_prob_refuses_bad_queries(estimator):
         estimator.log_prob(point)
     with pytest.raises(ValueError, match="both"):
         estimator.log_prob(point, {"theta": jnp.zeros(2), "x": jnp.zeros(2)})
-    with pytest.raises(ValueError, match="`trace`"):
+    with pytest.raises(TypeError, match="trace"):  # the type checker may answer first
         estimator.log_prob(point, {"x": jnp.zeros(2)}, trace="skilling")
     with pytest.raises(ValueError, match="`key`"):
-        estimator.log_prob(point, {"x": jnp.zeros(2)}, trace="hutchinson")
+        estimator.log_prob(point, {"x": jnp.zeros(2)}, trace=gs.sampling.Hutchinson())
+    with pytest.raises(TypeError, match="ode"):
+        estimator.log_prob(point, {"x": jnp.zeros(2)}, ode=gs.SDE())
 
 
 def test_failed_save_leaves_old_file_intact(estimator, tmp_path, monkeypatch):
     """A crash while writing never leaves a half-written file where the estimator was."""
     path = tmp_path / "est.eqx"
-    estimator.save(path)
+    gs.save(path, estimator)
     before = path.read_bytes()
 
     def boom(*args, **kwargs):
@@ -202,7 +213,7 @@ def test_failed_save_leaves_old_file_intact(estimator, tmp_path, monkeypatch):
 
     monkeypatch.setattr(eqx, "tree_serialise_leaves", boom)
     with pytest.raises(OSError, match="disk full"):
-        estimator.save(path)
+        gs.save(path, estimator)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["est.eqx"]
 
@@ -217,17 +228,33 @@ def test_load_refuses_other_files(tmp_path):
         gs.load(tmp_path / "missing.eqx")
 
 
+def test_load_refuses_format_1_files(tmp_path):
+    """A file in the first format (written before settings were objects) is refused, saying
+    which format it has, which one is read, and what to do."""
+    header = json.dumps({"format": 1, "library_version": "0.1.0", "model": {}}).encode()
+    old = tmp_path / "old.eqx"
+    old.write_bytes(b"GENSBI_EQX\n" + f"{len(header)}\n".encode() + header + b"\0" * 64)
+    with pytest.raises(ValueError, match=r"format 1 \(written by gensbi_eqx 0\.1\.0\); this "
+                       r"version reads format 2\. Load it with the version that wrote it"):
+        gs.load(old)
+
+
 def test_flow_matching_and_vp_train_through_the_same_api(data):
-    """Swapping the method needs no change to the model or the call."""
+    """Swapping the method needs no change to the model or the call; each samples with its own
+    default sampler."""
     for method in (gs.FlowMatching(), gs.VPSDE()):
         model = gs.Simformer.for_data(data, key=jr.key(1), **TINY)
-        est = gs.fit(jr.key(2), model, data, method=method, max_steps=20, progress=False,
-                     condition_masks="posterior")
-        out = est.sample(jr.key(3), {"x": jnp.zeros(DIM)}, 8, sampler="ode", steps=4)
+        est = gs.fit(jr.key(2), model, data, method=method, training=gs.Training(max_steps=20),
+                     progress=False, condition_masks=gs.PosteriorMasks())
+        out = est.sample(jr.key(3), {"x": jnp.zeros(DIM)}, 8)
+        assert out.sampler == gs.samplers.default_sampler(method)
         assert out["theta"].shape == (8, DIM) and np.isfinite(np.asarray(out["theta"])).all()
 
 
 # ---- bad input ---------------------------------------------------------------------------------
+
+
+ONE_STEP = gs.Training(max_steps=1)
 
 
 def _small_model(data):
@@ -248,7 +275,7 @@ def test_fit_refuses_malformed_data(bad, match):
     """Empty data, mismatched rows, empty nodes and scalars are refused with the argument named."""
     model = gs.Simformer(4, key=jr.key(0), **TINY)
     with pytest.raises(ValueError, match=match):
-        gs.fit(jr.key(0), model, bad, method=gs.VESDE(), max_steps=1, progress=False)
+        gs.fit(jr.key(0), model, bad, method=gs.VESDE(), training=ONE_STEP, progress=False)
 
 
 def test_fit_counts_non_finite_rows(data):
@@ -257,29 +284,50 @@ def test_fit_counts_non_finite_rows(data):
     theta[[3, 7, 11], 0] = [np.nan, np.inf, np.nan]
     bad = {"theta": theta, "x": data["x"]}
     with pytest.raises(ValueError, match="3 of 4000 rows with NaN or inf"):
-        gs.fit(jr.key(0), _small_model(data), bad, method=gs.VESDE(), max_steps=1, progress=False)
+        gs.fit(jr.key(0), _small_model(data), bad, method=gs.VESDE(), training=ONE_STEP,
+               progress=False)
 
 
 def test_fit_refuses_bad_arguments(data):
     """Model/data mismatch, wrong method type, bad counts and masks name the argument."""
     model = _small_model(data)
-    fit = lambda **kw: gs.fit(jr.key(0), kw.pop("model", model), kw.pop("data", data), **{"method": gs.VESDE(), "max_steps": 1, "progress": False, **kw})
+    fit = lambda **kw: gs.fit(jr.key(0), kw.pop("model", model), kw.pop("data", data), **{"method": gs.VESDE(), "training": ONE_STEP, "progress": False, **kw})
     with pytest.raises(ValueError, match="`model` has 4 scalars but `data` has 3"):
         fit(data={"theta": data["theta"], "x": data["x"][:, 0]})
     with pytest.raises(TypeError, match="method"):  # the type checker may answer first
         fit(method="ve")
-    with pytest.raises(ValueError, match="`max_steps`"):
-        fit(max_steps=0)
     with pytest.raises(ValueError, match="`parameters`"):
-        fit(parameters=("phi",))
-    with pytest.raises(ValueError, match="`condition_masks`"):
-        fit(condition_masks="everything")
+        fit(condition_masks=gs.StructuredMasks(parameters=("phi",)))
     with pytest.raises(ValueError, match="`condition_masks` must return"):
         fit(condition_masks=lambda key, n: jnp.zeros(n + 1, bool))
-    with pytest.raises(ValueError, match="`edge_mask`"):
-        fit(edge_mask=np.ones((3, 3), bool))
+    with pytest.raises(ValueError, match=r"`edge_mask` must have shape \(4, 4\)"):
+        fit(attention=gs.FixedAttention(np.ones((3, 3), bool)))
+    # Settings are checked where they are made, naming the setting.
+    with pytest.raises(ValueError, match="`max_steps`"):
+        gs.Training(max_steps=0)
     with pytest.raises(ValueError, match="`validation_fraction`"):
-        fit(validation_fraction=1.0)
+        gs.Training(validation_fraction=1.0)
+    with pytest.raises(ValueError, match="`patience`"):
+        gs.EarlyStopping(patience=0)
+
+
+@pytest.mark.parametrize(
+    "argument, value",
+    [
+        ("training", {"max_steps": 10}),  # the old keywords, as a dict
+        ("training", 10),
+        ("condition_masks", "posterior"),  # the old string spelling
+        ("condition_masks", ("theta",)),
+        ("attention", "directed"),
+        ("attention", np.ones((4, 4), bool)),  # an edge mask not wrapped in gs.FixedAttention
+        ("attention", gs.Dependencies({"x": ["theta"]})),  # dependencies without a policy
+    ],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
+def test_fit_refuses_settings_of_the_wrong_type(data, argument, value):
+    """Each setting of fit is an object; anything else is refused naming the argument."""
+    with pytest.raises((TypeError, ValueError), match=argument):
+        gs.fit(jr.key(0), _small_model(data), data, progress=False, **{argument: value})
 
 
 def test_sample_refuses_bad_queries(estimator):
@@ -293,32 +341,53 @@ def test_sample_refuses_bad_queries(estimator):
         estimator.sample(key, {"x": jnp.zeros(2), "theta": jnp.zeros(2)}, 10)
     with pytest.raises(ValueError, match="`num_samples`"):
         estimator.sample(key, {"x": jnp.zeros(2)}, 0)
-    with pytest.raises(ValueError, match="`sampler`"):
-        estimator.sample(key, {"x": jnp.zeros(2)}, 10, sampler="euler")
     with pytest.raises(ValueError, match="do not broadcast"):
         estimator.sample(key, {"x": jnp.zeros((3, 2)), "theta": jnp.zeros((4, 2))}, 10)
     with pytest.raises(TypeError, match="condition"):
         estimator.sample(key, [0.0, 0.0], 10)
     x_o = {"x": jnp.zeros(2)}
     with pytest.raises(ValueError, match="unknown node"):
-        estimator.sample(key, x_o, 10, constraints={"phi": (0.0, 1.0)})
+        estimator.sample(key, x_o, 10, constraints=gs.Box({"phi": (0.0, 1.0)}))
     with pytest.raises(ValueError, match="lower must be below upper"):
-        estimator.sample(key, x_o, 10, constraints={"theta": (1.0, 0.0)})
-    with pytest.raises(ValueError, match=r"pair \(lower, upper\)"):
-        estimator.sample(key, x_o, 10, constraints={"theta": 1.0})
-    with pytest.raises(ValueError, match=r"A must have shape \(num_constraints, 4\)"):
-        estimator.sample(key, x_o, 10, linear_constraints=(np.ones((1, 3)), np.ones(1)))
-    with pytest.raises(ValueError, match="`resample_steps`"):
-        estimator.sample(key, x_o, 10, sampler="ode", resample_steps=2)
+        estimator.sample(key, x_o, 10, constraints=gs.Box({"theta": (1.0, 0.0)}))
+    with pytest.raises((TypeError, ValueError), match=r"pair \(lower, upper\)|bounds"):
+        estimator.sample(key, x_o, 10, constraints=gs.Box({"theta": 1.0}))
+    with pytest.raises(ValueError, match=r"`A` must have shape \(num_constraints, 4\)"):
+        estimator.sample(key, x_o, 10, constraints=gs.LinearInequality(np.ones((1, 3)), np.ones(1)))
+    # A sampler that cannot drive the method is refused before anything is traced.
+    with pytest.raises(ValueError, match="needs an EDM method, got VESDE"):
+        estimator.sample(key, x_o, 10, sampler=gs.EDMSampler())
+    # Resampling re-noises between the fixed steps of an SDE: no other sampler is wrapped.
+    with pytest.raises(TypeError, match="sampler"):  # the type checker may answer first
+        gs.Resampled(gs.ODE(), rounds=2)
+    with pytest.raises(ValueError, match="`steps`"):
+        gs.SDE(steps=0)
+
+
+@pytest.mark.parametrize(
+    "argument, value",
+    [
+        ("sampler", "sde"),  # the old string spelling
+        ("sampler", gs.VESDE()),  # a method, not a sampler
+        ("constraints", {"theta": (0.0, 1.0)}),  # the old dict, not wrapped in gs.Box
+        ("constraints", (np.ones((1, 4)), np.ones(1))),  # the old (A, b) pair
+        ("constraints", [gs.Box({"theta": (0.0, 1.0)}), "x"]),
+    ],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
+def test_sample_refuses_settings_of_the_wrong_type(estimator, argument, value):
+    """Each setting of sample is an object; anything else is refused naming the argument."""
+    with pytest.raises(TypeError, match=argument):
+        estimator.sample(jr.key(0), {"x": jnp.zeros(2)}, 10, **{argument: value})
 
 
 def test_train_step_compiles_once_per_run():
     """The train step runs without retracing, and a retrace (new shapes) is caught loudly."""
     model = gs.Simformer(4, key=jr.key(0), **TINY)
-    optimizer = gs.training.optimizer_for(1e-3, 10, 1.0)
+    optimizer = gs.training.default_optimizer(10, learning_rate=1e-3, gradient_clip=1.0)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     step = gs.training.make_train_step(
-        gs.VESDE(), gs.StructuredMasks((True, True, False, False)), optimizer, 8, 4
+        gs.VESDE(), gs.StructuredMasks(is_parameter=(True, True, False, False)), optimizer, 8, 4
     )
     x_train = jr.normal(jr.key(1), (32, 4))
     state = (model, model, opt_state)

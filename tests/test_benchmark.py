@@ -3,11 +3,14 @@
 import argparse
 import csv
 
+import diffrax
+import jax.random as jr
 import pytest
 
-from gensbi_eqx.benchmark import append_rows, read_table, summarise
+import gensbi_eqx as gs
+from gensbi_eqx.benchmark import append_rows, read_table, run, summarise
 from gensbi_eqx.benchmark.__main__ import main, parse_observations
-from gensbi_eqx.benchmark._runner import COLUMNS
+from gensbi_eqx.benchmark._runner import COLUMNS, parse_sampler, sampler_label
 
 
 def test_parse_observations():
@@ -17,6 +20,48 @@ def test_parse_observations():
     for bad in ("0", "11", "a", "2-x", ""):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_observations(bad)
+
+
+@pytest.mark.parametrize(
+    "text, sampler, label",
+    [
+        ("sde", gs.SDE(), ("sde", 500)),
+        ("sde:50", gs.SDE(steps=50), ("sde", 50)),
+        ("adaptive-sde", gs.AdaptiveSDE(), ("adaptive-sde", "")),
+        ("ode", gs.ODE(), ("ode", "")),
+        ("ODE-Heun:50", gs.ODE(diffrax.Heun(), steps=50), ("ode-heun", 50)),
+        ("ode-heun", gs.ODE(diffrax.Heun()), ("ode-heun", "")),
+        ("ode-tsit5:20", gs.ODE(diffrax.Tsit5(), steps=20), ("ode-tsit5", 20)),
+        ("edm", gs.EDMSampler(), ("edm", 18)),
+        ("edm:18", gs.EDMSampler(steps=18), ("edm", 18)),
+    ],
+)
+def test_parse_sampler(text, sampler, label):
+    """Command-line spellings become sampler objects; the table records them in the same
+    spelling, which parses back to the same sampler."""
+    assert parse_sampler(text) == sampler
+    assert sampler_label(sampler) == label
+    name, steps = label
+    assert parse_sampler(f"{name}:{steps}" if steps != "" else name) == sampler
+
+
+@pytest.mark.parametrize("bad", ["euler", "ode:50", "sde:x", "sde:0", "ode-rk4:5", "adaptive-sde:5", ""])
+def test_parse_sampler_refuses_other_spellings(bad):
+    with pytest.raises(ValueError, match="sampler|steps"):
+        parse_sampler(bad)
+    with pytest.raises(SystemExit):
+        main(["--task", "two_moons", "--sampler", bad])
+
+
+def test_run_refuses_a_bad_sampler_before_training():
+    """A sampler given as a string, or one that cannot drive the method, is refused before any
+    simulation or training."""
+    with pytest.raises(TypeError, match="sampler"):  # the type checker may answer first
+        run(jr.key(0), "two_moons", simulations=10, sampler="sde")
+    with pytest.raises(ValueError, match="EDM"):
+        run(jr.key(0), "two_moons", simulations=10, method="ve", sampler=gs.EDMSampler())
+    with pytest.raises(ValueError, match="alpha = 0"):
+        run(jr.key(0), "two_moons", simulations=10, method="fm", sampler=gs.SDE())
 
 
 def _row(**values):
@@ -43,7 +88,7 @@ def test_table_appends_and_summarises(tmp_path):
 def test_cli_trains_samples_and_scores(tmp_path, capsys):
     out = tmp_path / "results"
     argv = ["--task", "two_moons", "--simulations", "300", "--max-steps", "5",
-            "--observations", "1,2", "--num-samples", "200", "--sampler", "ode", "--steps", "3",
+            "--observations", "1,2", "--num-samples", "200", "--sampler", "ode-heun:3",
             "--classifier", "jax", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     with open(out / "results.csv", newline="") as f:
@@ -53,6 +98,7 @@ def test_cli_trains_samples_and_scores(tmp_path, capsys):
         # A barely trained model: far from the reference, so C2ST is high but a valid accuracy.
         assert 0.5 <= float(row["c2st"]) <= 1.0
         assert row["task"] == "two_moons" and row["train_steps"] == "5"
+        assert row["sampler"] == "ode-heun" and row["steps"] == "3"
         assert float(row["train_seconds"]) > 0 and float(row["sample_seconds"]) >= 0
     assert "two_moons" in (out / "results.md").read_text()
     assert "C2ST by observation" in capsys.readouterr().out

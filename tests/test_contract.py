@@ -1,6 +1,12 @@
-"""The contract every model and every method keeps, run over the registries: shapes,
-finiteness, attention masks, one compile per train step and per sampler, save/load."""
+"""The contract every model, method, sampler and attention policy keeps, run over the
+registries below: shapes, finiteness, attention masks, one compile per train step and per
+sampler, and save/load of every configuration."""
 
+import dataclasses
+import inspect
+import json
+
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -9,14 +15,20 @@ import numpy as np
 import pytest
 
 import gensbi_eqx as gs
+from gensbi_eqx._config import subclasses
 from gensbi_eqx.data import NodeLayout, Standardiser
-from gensbi_eqx.methods import METHODS
-from gensbi_eqx.models import MODELS
+from gensbi_eqx.methods import AbstractMethod
+from gensbi_eqx.models import AbstractAttention
+from gensbi_eqx.samplers import default_sampler
 from gensbi_eqx.sampling import sample_conditionals
-from gensbi_eqx.training import PosteriorMasks, StructuredMasks, make_train_step, optimizer_for
+from gensbi_eqx.training import PosteriorMasks, StructuredMasks, default_optimizer, make_train_step
 
 from randomise import randomised
 
+# ---- the registries ------------------------------------------------------------------------
+
+# Every model, with the smallest hyperparameters that exercise all of its parts.
+MODELS = [gs.Simformer, gs.Flux1, gs.Flux1Joint]
 TINY = {
     "Simformer": dict(dim_value=8, dim_id=8, dim_condition=4, num_heads=2, head_dim=4, depth=1,
                       widening=2, dim_time=16),
@@ -24,8 +36,39 @@ TINY = {
     "Flux1Joint": dict(num_heads=2, axes_dim=(4,), depth_single_blocks=2, mlp_ratio=2.0),
 }
 JOINT = ["Simformer", "Flux1Joint"]
+
+# Every method, each with the sampler `gs.samplers.default_sampler` gives it.
+METHODS = [gs.VESDE(), gs.VPSDE(), gs.FlowMatching(), gs.EDM()]
+DEFAULT_SAMPLERS = {
+    "VESDE": gs.SDE(steps=500),
+    "VPSDE": gs.SDE(steps=500),
+    "FlowMatching": gs.ODE(diffrax.Heun(), steps=20),
+    "EDM": gs.EDMSampler(steps=18),
+}
+# Methods away from their defaults (every kind of training times), for the config round trip.
+METHOD_VARIANTS = [
+    gs.VESDE(sigma_min=1e-3, sigma_max=10.0, times=gs.LogitNormalTimes(0.5, 0.8)),
+    gs.VPSDE(beta_min=0.1, beta_max=20.0, times=gs.LogNormalNoise(-1.0, 1.5)),
+    gs.FlowMatching(times=gs.LogitNormalTimes()),
+    gs.EDM(sigma_data=0.5, rho=5.0, times=gs.UniformTimes()),
+]
+
 N, D_THETA, D_X = 64, 2, 3
 NUM_NODES = D_THETA + D_X
+LAYOUT = NodeLayout(("theta", "x"), ((D_THETA,), (D_X,)))
+# x[0] and x[1] from theta[0]; x[2] from theta[1] and x[1]: directed masks differ by condition.
+DEPENDENCIES = gs.Dependencies({("x", 0): [("theta", 0)], ("x", 1): [("theta", 0)],
+                                ("x", 2): [("theta", 1), ("x", 1)]})
+# Every attention policy (unbound, as a user passes it to `fit`).
+ATTENTION = [
+    gs.DenseAttention(),
+    gs.FixedAttention(np.eye(NUM_NODES, dtype=bool) | np.tri(NUM_NODES, k=-2, dtype=bool)),
+    gs.UndirectedAttention(DEPENDENCIES),
+    gs.DirectedAttention(DEPENDENCIES),
+]
+ALL_CONDITION_MASKS = jnp.asarray(
+    [[bool(bits >> k & 1) for k in range(NUM_NODES)] for bits in range(2**NUM_NODES)]
+)
 
 
 def _data():
@@ -40,14 +83,15 @@ DATA = _data()
 
 def build(name: str, key=jr.key(1), **extra):
     hyper = {**TINY[name], **extra}
+    cls = getattr(gs, name)
     if name == "Flux1":
-        return MODELS[name].for_data(DATA, condition_on="x", key=key, **hyper)
-    return MODELS[name].for_data(DATA, key=key, **hyper)
+        return cls.for_data(DATA, condition_on="x", key=key, **hyper)
+    return cls.for_data(DATA, key=key, **hyper)
 
 
 @pytest.fixture(scope="module")
 def models():
-    return {name: randomised(build(name), jr.key(2)) for name in MODELS}
+    return {name: randomised(build(name), jr.key(2)) for name in TINY}
 
 
 def _mask_for(model, key):
@@ -57,9 +101,28 @@ def _mask_for(model, key):
     return jr.bernoulli(key, 0.5, (model.num_scalars,))
 
 
+def _concrete(base: type) -> set[str]:
+    """The library's concrete subclasses of ``base`` (not those other tests define)."""
+    return {
+        name
+        for name, cls in subclasses(base).items()
+        if cls.__module__.startswith("gensbi_eqx.") and not inspect.isabstract(cls)
+    }
+
+
 def test_registries_are_covered():
-    assert sorted(TINY) == sorted(MODELS)
-    assert sorted(METHODS) == sorted(["VESDE", "VPSDE", "FlowMatching", "EDM"])
+    """The registries hold every model a saved file may name, every concrete method and every
+    attention policy, and each method's default sampler is the one listed (and accepts it)."""
+    names = [cls.__name__ for cls in MODELS]
+    assert sorted(TINY) == sorted(names) == sorted(gs.models.MODELS)
+    assert {type(m).__name__ for m in METHODS} == _concrete(AbstractMethod)
+    assert {type(m).__name__ for m in METHOD_VARIANTS} == _concrete(AbstractMethod)
+    assert {type(a).__name__ for a in ATTENTION} == _concrete(AbstractAttention)
+    for method in METHODS:
+        sampler = default_sampler(method)
+        assert sampler == DEFAULT_SAMPLERS[type(method).__name__], type(method).__name__
+        sampler.check_method(method)
+        assert sampler.evaluations is not None  # fixed steps: a known cost per draw
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
@@ -112,22 +175,31 @@ def test_bfloat16_compute_keeps_float32_parameters(models, name):
     assert float(jnp.max(jnp.abs(out16 - out32))) > 0  # it did run in lower precision
 
 
-def _estimator(model, method):
+def _estimator(model, method, attention=gs.DenseAttention()):
     layout = NodeLayout.from_data(DATA)
-    return gs.Estimator(model, method, layout, Standardiser.fit(layout.flatten(DATA)))
+    return gs.Estimator(
+        model, method, layout, Standardiser.fit(layout.flatten(DATA)), attention.bind(layout)
+    )
 
 
-@pytest.mark.parametrize("method_name", sorted(METHODS))
+def _short(sampler):
+    """The sampler with 3 steps: the method's own kind of sampler, at a tenth of the cost."""
+    return dataclasses.replace(sampler, steps=3)
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: type(m).__name__)
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_train_step_sample_and_round_trip(models, name, method_name, tmp_path):
+def test_train_step_sample_and_round_trip(models, name, method, tmp_path):
     """For every model x method: the train step compiles once and gives a finite loss that
-    moves the weights; sampling gives finite draws of the right shapes and a new observation
-    does not recompile; save/load gives bit-identical draws."""
-    model, method = models[name], METHODS[method_name]()
+    moves the weights; the method's default kind of sampler gives finite draws of the right
+    shapes and a new observation does not recompile; save/load keeps the model and the method
+    and gives bit-identical draws."""
+    model = models[name]
     layout = NodeLayout.from_data(DATA)
     parameters = tuple(layout.node_mask(["theta"]).tolist())
-    masks = PosteriorMasks(parameters) if model.fixed_condition_mask else StructuredMasks(parameters)
-    optimizer = optimizer_for(1e-3, 10, 1.0)
+    kind = PosteriorMasks if model.fixed_condition_mask is not None else StructuredMasks
+    masks = kind(is_parameter=parameters)
+    optimizer = default_optimizer(10, learning_rate=1e-3, gradient_clip=1.0)
     step = make_train_step(method, masks, optimizer, 8, NUM_NODES)
     x_train = layout.flatten(DATA)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
@@ -139,16 +211,71 @@ def test_train_step_sample_and_round_trip(models, name, method_name, tmp_path):
     assert any(jax.tree.leaves(moved))
 
     est = _estimator(model, method)
-    draws = est.sample(jr.key(10), {"x": jnp.ones((2, D_X))}, 3, steps=3)
+    sampler = _short(default_sampler(method))
+    draws = est.sample(jr.key(10), {"x": jnp.ones((2, D_X))}, 3, sampler=sampler)
     assert set(draws) == {"theta"} and draws["theta"].shape == (3, 2, D_THETA)
     assert np.isfinite(np.asarray(draws["theta"])).all()
+    assert isinstance(draws, gs.Samples) and draws.sampler == sampler
     traces = eqx.debug.get_num_traces(sample_conditionals)
-    est.sample(jr.key(10), {"x": -jnp.ones((2, D_X))}, 3, steps=3)
+    est.sample(jr.key(10), {"x": -jnp.ones((2, D_X))}, 3, sampler=sampler)
     assert eqx.debug.get_num_traces(sample_conditionals) == traces
 
     path = tmp_path / "est.eqx"
-    est.save(path)
+    gs.save(path, est)
     loaded = gs.load(path)
-    again = loaded.sample(jr.key(10), {"x": jnp.ones((2, D_X))}, 3, steps=3)
+    assert loaded.method == method and loaded.layout == est.layout
+    again = loaded.sample(jr.key(10), {"x": jnp.ones((2, D_X))}, 3, sampler=sampler)
     np.testing.assert_array_equal(again["theta"], draws["theta"])
     assert type(loaded.model) is type(model) and loaded.model.config == model.config
+
+
+@pytest.mark.parametrize(
+    "method", METHODS + METHOD_VARIANTS, ids=lambda m: f"{type(m).__name__}-{type(m.times).__name__}"
+)
+def test_method_config_round_trips(method):
+    """What a saved file stores of a method, ``method.config`` as JSON, rebuilds an equal method
+    (the same class, path parameters and training times)."""
+    config = json.loads(json.dumps(method.config))
+    assert config["class"] == type(method).__name__
+    again = AbstractMethod.from_config(config)
+    assert type(again) is type(method) and again == method
+    assert again.config == method.config
+    with pytest.raises(ValueError, match="'Sideways'"):
+        AbstractMethod.from_config({**config, "class": "Sideways"})
+
+
+@eqx.filter_jit
+def _edge_masks(policy, condition_masks):
+    """The policy's edge mask for each condition mask (``None`` for dense attention)."""
+    return jax.vmap(policy)(condition_masks)
+
+
+@pytest.mark.parametrize("policy", ATTENTION, ids=lambda a: type(a).__name__)
+def test_attention_policy_round_trips(models, policy, tmp_path):
+    """Every attention policy, through ``config`` as JSON and ``from_config``, then bound to the
+    layout, gives the same edge mask as the original for every condition mask; a saved and
+    loaded estimator keeps it too."""
+    config = json.loads(json.dumps(policy.config))
+    assert config["class"] == type(policy).__name__
+    rebuilt = AbstractAttention.from_config(config)
+    assert type(rebuilt) is type(policy) and rebuilt.config == policy.config
+    bound = policy.bind(LAYOUT)
+    want = _edge_masks(bound, ALL_CONDITION_MASKS)
+    got = _edge_masks(rebuilt.bind(LAYOUT), ALL_CONDITION_MASKS)
+    if isinstance(policy, gs.DenseAttention):
+        assert want is None and got is None
+    else:
+        assert want.shape == (len(ALL_CONDITION_MASKS), NUM_NODES, NUM_NODES)
+        assert want.dtype == jnp.bool_
+        np.testing.assert_array_equal(got, want)
+
+    path = tmp_path / "est.eqx"
+    gs.save(path, _estimator(models["Simformer"], gs.VESDE(), policy))
+    loaded = gs.load(path)
+    assert type(loaded.attention) is type(policy)
+    assert loaded.attention.config == policy.config
+    again = _edge_masks(loaded.attention, ALL_CONDITION_MASKS)
+    if want is None:
+        assert again is None
+    else:
+        np.testing.assert_array_equal(again, want)

@@ -14,8 +14,10 @@ from hypothesis import given, settings
 
 from gensbi_eqx.data import Dependencies, NodeLayout
 from gensbi_eqx.models import (
-    MASK_POLICIES,
-    attention_mask,
+    AbstractAttention,
+    DenseAttention,
+    DirectedAttention,
+    UndirectedAttention,
     dense_mask,
     directed_mask,
     undirected_mask,
@@ -23,7 +25,21 @@ from gensbi_eqx.models import (
 
 BATCH = 4
 directed_batch = jax.jit(jax.vmap(directed_mask, in_axes=(None, 0)))
-policies_jit = {p: jax.jit(lambda b, c, p=p: attention_mask(p, b, c)) for p in MASK_POLICIES}
+# The mask function behind each attention policy, jitted once per shape.
+MASK_FUNCTIONS = {
+    DenseAttention: jax.jit(lambda b, c: dense_mask(b)),
+    UndirectedAttention: jax.jit(lambda b, c: undirected_mask(b)),
+    DirectedAttention: jax.jit(directed_mask),
+}
+
+
+def bound_policies(base: np.ndarray) -> list[AbstractAttention]:
+    """Every attention policy over ``base`` (as declared dependencies of one node of
+    ``len(base)`` scalars), bound to that layout."""
+    layout = NodeLayout(("z",), ((base.shape[0],),))
+    deps = Dependencies.from_adjacency(base)
+    return [DenseAttention().bind(layout), UndirectedAttention(deps).bind(layout),
+            DirectedAttention(deps).bind(layout)]
 
 
 # ----------------------------------------------------------------------------- graph helpers
@@ -113,13 +129,14 @@ def assert_faithful(base: np.ndarray, observed: np.ndarray, mask: np.ndarray):
 @settings(deadline=None, max_examples=25, database=None)
 @given(graph=dags())
 def test_mask_contract(graph):
-    """Every policy gives a bool (n, n) mask with a True diagonal; dense is all True; the
-    moralised mask is symmetric, contains base and base.T, and is exactly the moral graph;
-    attention_mask dispatches to the policy functions."""
+    """Every policy's mask function gives a bool (n, n) mask with a True diagonal; dense is all
+    True; the moralised mask is symmetric, contains base and base.T, and is exactly the moral
+    graph; each attention policy, bound to a layout, gives its function's mask (the dense one
+    gives None: no mask at all)."""
     base, conditions = graph
     n = base.shape[0]
-    for policy in MASK_POLICIES:
-        mask = np.asarray(policies_jit[policy](jnp.asarray(base), jnp.asarray(conditions[0])))
+    for function in MASK_FUNCTIONS.values():
+        mask = np.asarray(function(jnp.asarray(base), jnp.asarray(conditions[0])))
         assert mask.shape == (n, n) and mask.dtype == np.bool_
         assert mask.diagonal().all()
     assert np.asarray(dense_mask(base)).all()
@@ -128,8 +145,17 @@ def test_mask_contract(graph):
     assert (moral >= base).all() and (moral >= base.T).all()
     np.testing.assert_array_equal(moral, moral_graph(base))
     np.testing.assert_array_equal(
-        np.asarray(policies_jit["undirected"](jnp.asarray(base), jnp.asarray(conditions[1]))), moral
+        np.asarray(MASK_FUNCTIONS[UndirectedAttention](jnp.asarray(base), jnp.asarray(conditions[1]))),
+        moral,
     )
+    # Bound to a layout, the policies carry the base mask; the undirected one gives the moral
+    # graph (eagerly: its few operations need no compilation per random graph) and the dense
+    # one no mask at all. The directed policy is checked against hand-worked masks below.
+    dense, undirected, directed = bound_policies(base)
+    assert dense(jnp.asarray(conditions[0])) is None
+    for policy in (undirected, directed):
+        np.testing.assert_array_equal(np.asarray(policy.base), base)
+    np.testing.assert_array_equal(np.asarray(undirected(jnp.asarray(conditions[0]))), moral)
 
 
 @settings(deadline=None, max_examples=25, database=None)
@@ -291,15 +317,20 @@ TREE_DIRECTED = {
     ids=["two_moons", "tree"],
 )
 def test_hand_worked_masks(deps, layout, base, undirected, directed):
-    """Base, undirected and directed masks of two small graphs, worked out by hand."""
+    """Base, undirected and directed masks of two small graphs, worked out by hand, through the
+    mask functions and through the attention policies bound to the layout."""
     adjacency = deps.adjacency(layout)
     np.testing.assert_array_equal(adjacency, np.array(base, dtype=bool))
     np.testing.assert_array_equal(
         np.asarray(undirected_mask(adjacency)), np.array(undirected, dtype=bool)
     )
-    for condition, expected in directed.items():
+    conditions = jnp.asarray(np.array(list(directed), dtype=bool))
+    for_each = eqx.filter_jit(lambda policy, masks: jax.vmap(policy)(masks))
+    by_policy = np.asarray(for_each(UndirectedAttention(deps).bind(layout), conditions))
+    np.testing.assert_array_equal(by_policy, np.broadcast_to(undirected, by_policy.shape))
+    by_policy = np.asarray(for_each(DirectedAttention(deps).bind(layout), conditions))
+    for (condition, expected), got in zip(directed.items(), by_policy):
         observed = np.array(condition, dtype=bool)
-        got = np.asarray(attention_mask("directed", adjacency, observed))
         np.testing.assert_array_equal(got, np.array(expected, dtype=bool), err_msg=str(condition))
         if observed.any():
             assert_faithful(adjacency, observed, got)
@@ -450,9 +481,18 @@ def test_cycles_raise_naming_the_cycle():
 
 
 def test_policy_and_shape_errors():
+    """An unknown policy, an unbound one, one bound to the wrong layout, and masks of the wrong
+    shape are refused, naming what is wrong."""
     base = jnp.asarray(np.array(MOONS_BASE, dtype=bool))
-    with pytest.raises(ValueError, match="`policy`.*'faithful'"):
-        attention_mask("faithful", base, jnp.zeros(4, dtype=bool))
+    with pytest.raises(ValueError, match="'FaithfulAttention'"):
+        AbstractAttention.from_config({"class": "FaithfulAttention"})
+    for kind in (UndirectedAttention, DirectedAttention):
+        with pytest.raises(ValueError, match="not bound to a layout"):
+            kind(MOONS)(jnp.zeros(4, dtype=bool))
+        with pytest.raises(TypeError, match="dependencies"):  # the type checker may answer first
+            kind({"x": ["theta"]})
+    with pytest.raises(ValueError, match="x"):
+        DirectedAttention(MOONS).bind(NodeLayout(("theta", "y"), ((2,), (2,))))
     with pytest.raises((ValueError, TypeError), match="condition_mask|num_scalars"):
         directed_mask(base, jnp.zeros(3, dtype=bool))
     with pytest.raises((ValueError, TypeError), match="base|num_scalars"):

@@ -18,9 +18,12 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from gensbi_eqx.methods import EDM, VESDE, network_output
+import gensbi_eqx as gs
+from gensbi_eqx.methods import EDM, VESDE, AbstractDenoiser, AbstractMethod, LogNormalNoise
+from gensbi_eqx.methods._base import network_output
 from gensbi_eqx.models import AbstractModel
-from gensbi_eqx.sampling import AbstractDenoiser, sample_conditionals, sample_edm
+from gensbi_eqx.samplers import EDMSampler
+from gensbi_eqx.sampling import sample_conditionals
 
 from gaussian_oracle import (
     assert_gaussian_moments,
@@ -152,20 +155,26 @@ def test_unit_loss_on_output_is_edm_weighted_denoiser_loss(sigma_data, getkey):
         np.testing.assert_allclose(unit, weight * (x0_hat - x0) ** 2, rtol=1e-3)
 
 
+def test_default_times_are_karras_log_normal():
+    """EDM trains on log sigma ~ N(-1.2, 1.2^2) unless told otherwise."""
+    assert EDM().times == LogNormalNoise(-1.2, 1.2)
+
+
 def test_sample_time_is_log_normal_in_sigma():
-    """log sigma(t) of training times has mean p_mean and std p_std, within 5 standard errors
-    (p_std / sqrt(N) for the mean, p_std / sqrt(2 N) for the std of a normal sample); clipping
+    """log sigma(t) of training times has mean `mean` and std `std`, within 5 standard errors
+    (std / sqrt(N) for the mean, std / sqrt(2 N) for the std of a normal sample); clipping
     at sigma_min and sigma_max moves less than 1e-4 of the mass here."""
-    method = EDM(p_mean=-0.5, p_std=0.8)
+    times = LogNormalNoise(-0.5, 0.8)
+    method = EDM(times=times)
     num = 50_000
     t = method.sample_time(jr.key(0), (num,))
     assert t.shape == (num,)
     assert float(t.min()) >= 0.0 and float(t.max()) <= 1.0
     log_sigma = np.log(np.asarray(method.sigma(t), np.float64))
-    assert abs(log_sigma.mean() - method.p_mean) < 5 * method.p_std / math.sqrt(num)
-    assert abs(log_sigma.std() - method.p_std) < 5 * method.p_std / math.sqrt(2 * num)
+    assert abs(log_sigma.mean() - times.mean) < 5 * times.std / math.sqrt(num)
+    assert abs(log_sigma.std() - times.std) < 5 * times.std / math.sqrt(2 * num)
     # Extreme draws are clipped to the schedule's range.
-    extreme = EDM(p_mean=0.0, p_std=20.0).sample_time(jr.key(1), (1000,))
+    extreme = EDM(times=LogNormalNoise(0.0, 20.0)).sample_time(jr.key(1), (1000,))
     assert float(extreme.min()) == 0.0 and float(extreme.max()) == 1.0
 
 
@@ -176,17 +185,20 @@ def test_sample_time_is_log_normal_in_sigma():
         (dict(sigma_min=100.0), "sigma_max"),
         (dict(sigma_data=0.0), "sigma_data"),
         (dict(rho=-1.0), "rho"),
-        (dict(p_std=0.0), "p_std"),
     ],
 )
 def test_invalid_parameters_raise(kwargs, name):
     with pytest.raises(ValueError, match=name):
         EDM(**kwargs)
+    with pytest.raises(ValueError, match="std"):
+        EDM(times=LogNormalNoise(-1.2, 0.0))
 
 
 def test_config_rebuilds_the_method():
-    method = EDM(sigma_min=0.01, sigma_max=50.0, sigma_data=0.5, rho=5.0, p_mean=-1.0, p_std=1.5)
-    assert EDM(**method.config) == method
+    method = EDM(
+        sigma_min=0.01, sigma_max=50.0, sigma_data=0.5, rho=5.0, times=LogNormalNoise(-1.0, 1.5)
+    )
+    assert AbstractMethod.from_config(method.config) == method
 
 
 # ---------------------------------------------------------------- sampler: the Gaussian
@@ -234,9 +246,7 @@ def draws():
                 jnp.asarray(Y_COND),
                 jnp.asarray(MASKS),
                 NUM_SAMPLES,
-                "edm",
-                STEPS,
-                churn=CHURNS[name][0],
+                EDMSampler(STEPS, *CHURNS[name][0]),
             )
         return cache[name]
 
@@ -269,7 +279,7 @@ def test_exact_sampler_law_converges():
     probability-flow ODE's closed-form law, and with churn to the conditional (churn forgets
     the mismatched start)."""
     for _, cond_mean, cond_cov in _conditionals():
-        ode_mean, ode_cov = continuous_sampler_law(METHOD, "ode", cond_mean, cond_cov)
+        ode_mean, ode_cov = continuous_sampler_law(METHOD, gs.ODE(), cond_mean, cond_cov)
         law_mean, law_cov = edm_sampler_law(METHOD, cond_mean, cond_cov, 2000)
         np.testing.assert_allclose(law_mean, ode_mean, atol=1e-5)
         np.testing.assert_allclose(law_cov, ode_cov, atol=1e-4)
@@ -308,7 +318,7 @@ def test_heun_evaluates_at_karras_levels(steps):
     sigma_{N-1}."""
     record = []
     denoiser = _Recording(GaussianDenoiser(MEAN, COV, METHOD), record)
-    sample_edm(KEY, denoiser, jnp.asarray(Y_COND[0]), jnp.asarray(MASKS[0]), steps=steps)
+    EDMSampler(steps=steps)(KEY, denoiser, jnp.asarray(Y_COND[0]), jnp.asarray(MASKS[0]))
     jax.effects_barrier()
     sigmas = np.asarray(METHOD.sigma(jnp.linspace(1.0, 0.0, steps)))
     expected = [sigmas[0]] + [s for s in sigmas[1:] for _ in range(2)]
@@ -321,10 +331,8 @@ def test_churn_raises_the_noise_level_inside_its_window():
     record = []
     denoiser = _Recording(GaussianDenoiser(MEAN, COV, METHOD), record)
     steps, s_churn, s_min, s_max = 5, 1.0, 0.05, 50.0
-    sample_edm(
-        KEY, denoiser, jnp.asarray(Y_COND[0]), jnp.asarray(MASKS[0]),
-        steps=steps, s_churn=s_churn, s_min=s_min, s_max=s_max,
-    )
+    sampler = EDMSampler(steps=steps, s_churn=s_churn, s_min=s_min, s_max=s_max)
+    sampler(KEY, denoiser, jnp.asarray(Y_COND[0]), jnp.asarray(MASKS[0]))
     jax.effects_barrier()
     sigmas = np.asarray(METHOD.sigma(jnp.linspace(1.0, 0.0, steps)), np.float64)
     hat = np.where((s_min <= sigmas) & (sigmas <= s_max), sigmas * (1 + s_churn / steps), sigmas)
@@ -334,15 +342,18 @@ def test_churn_raises_the_noise_level_inside_its_window():
 
 
 def test_batched_sampling_does_not_retrace_on_new_conditions():
-    """sampler='edm' batched over conditions; new observations and masks of the same shapes
+    """EDMSampler batched over conditions; new observations and masks of the same shapes
     reuse the compiled sampler."""
     denoiser = GaussianDenoiser(MEAN, COV, METHOD)
-    first = sample_conditionals(KEY, denoiser, jnp.asarray(Y_COND), jnp.asarray(MASKS), 8, "edm")
+    sampler = EDMSampler()
+    first = sample_conditionals(KEY, denoiser, jnp.asarray(Y_COND), jnp.asarray(MASKS), 8, sampler)
     assert first.shape == (8, len(MASKS), 3) and np.isfinite(np.asarray(first)).all()
     traces = eqx.debug.get_num_traces(sample_conditionals)
     other_mask = MASKS[::-1].copy()
     other_y = np.where(other_mask, np.float32(0.7), np.float32(np.nan))
-    again = sample_conditionals(KEY, denoiser, jnp.asarray(other_y), jnp.asarray(other_mask), 8, "edm")
+    again = sample_conditionals(
+        KEY, denoiser, jnp.asarray(other_y), jnp.asarray(other_mask), 8, EDMSampler()
+    )
     assert eqx.debug.get_num_traces(sample_conditionals) == traces
     assert np.isfinite(np.asarray(again)).all()
 
@@ -350,15 +361,15 @@ def test_batched_sampling_does_not_retrace_on_new_conditions():
 # ---------------------------------------------------------------- refusals
 
 
-def _call(method=METHOD, **settings):
-    denoiser = GaussianDenoiser(MEAN, COV, method)
-    return sample_edm(KEY, denoiser, jnp.asarray(Y_COND[0]), jnp.asarray(MASKS[0]), **settings)
+def test_edm_sampler_refuses_other_methods():
+    denoiser = GaussianDenoiser(MEAN, COV, VESDE())
+    with pytest.raises(ValueError, match="EDM"):
+        EDMSampler()(KEY, denoiser, jnp.asarray(Y_COND[0]), jnp.asarray(MASKS[0]))
 
 
 @pytest.mark.parametrize(
     "settings, message",
     [
-        (dict(method=VESDE()), "EDM"),
         (dict(steps=0), "steps"),
         (dict(s_churn=-1.0), "s_churn"),
         (dict(s_churn=INF), "s_churn"),
@@ -368,14 +379,12 @@ def _call(method=METHOD, **settings):
     ],
 )
 def test_bad_settings_raise(settings, message):
+    """Settings are checked when the sampler is built."""
     with pytest.raises(ValueError, match=message):
-        _call(**settings)
+        EDMSampler(**settings)
 
 
-def test_churn_only_for_the_edm_sampler():
-    denoiser = GaussianDenoiser(MEAN, COV, METHOD)
-    with pytest.raises(ValueError, match="churn"):
-        sample_conditionals(
-            KEY, denoiser, jnp.asarray(Y_COND), jnp.asarray(MASKS), 4, "ode",
-            churn=(1.0, 0.0, INF, 1.0),
-        )
+def test_churn_belongs_to_the_edm_sampler():
+    """Churn is a setting of EDMSampler only: the probability-flow ODE has no such option."""
+    with pytest.raises(TypeError, match="s_churn"):
+        gs.ODE(s_churn=1.0)

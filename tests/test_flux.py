@@ -9,12 +9,19 @@ import numpy as np
 import pytest
 
 import gensbi_eqx as gs
-from gensbi_eqx.models import STRATEGIES
+from gensbi_eqx.models._ids import STRATEGIES
 
-from randomise import randomised
+from randomise import random_model
 
 SMALL = dict(num_heads=2, axes_dim=(4,), depth=1, depth_single_blocks=1, mlp_ratio=2.0)
 SMALL_JOINT = dict(num_heads=2, axes_dim=(4,), depth_single_blocks=2, mlp_ratio=2.0)
+
+
+def _random(make, seed):
+    """``make(key)`` with random N(0, 0.3^2) weights, built without running its
+    initialisation (fresh Flux blocks output zero, which would make tests of what the network
+    computes vacuous)."""
+    return random_model(make, seed, std=0.3)
 
 
 def _series_data(n=16, tokens=6, channels=2):
@@ -29,12 +36,12 @@ def test_for_data_reads_tokens_and_channels():
     """A (N, tokens, channels) node gives tokens of `channels` scalars; obs/cond positions
     follow the data's node order."""
     data = {"x": _series_data()["x"], "theta": _series_data()["theta"]}  # x first on purpose
-    model = gs.Flux1.for_data(data, condition_on="x", key=jr.key(1), **SMALL)
+    model = _random(lambda key: gs.Flux1.for_data(data, condition_on="x", key=key, **SMALL), 2)
     cfg = model.config
     assert (cfg["dim_obs"], cfg["in_channels"], cfg["dim_cond"], cfg["context_in_dim"]) == (3, 1, 6, 2)
     assert model.num_scalars == 15
     assert model.fixed_condition_mask == (True,) * 12 + (False,) * 3
-    out = eqx.filter_jit(randomised(model, jr.key(2)))(
+    out = eqx.filter_jit(model)(
         jnp.asarray(0.5), jnp.arange(15.0), jnp.asarray(model.fixed_condition_mask)
     )
     assert out.shape == (15,)
@@ -57,13 +64,16 @@ def test_two_dimensional_ids_on_an_image_node(strategy):
     """A (N, height, width, channels) node is a grid for the 2-D strategies; the helpers and
     the embeddings agree on its shapes (height != width on purpose)."""
     data = {"theta": jnp.zeros((4, 2)), "image": jnp.ones((4, 3, 5, 2))}
-    model = gs.Flux1.for_data(
-        data, condition_on="image", key=jr.key(0), id_embedding_strategy=("absolute", strategy),
-        **{**SMALL, "axes_dim": (4, 4)},
+    model = _random(
+        lambda key: gs.Flux1.for_data(
+            data, condition_on="image", key=key, id_embedding_strategy=("absolute", strategy),
+            **{**SMALL, "axes_dim": (4, 4)},
+        ),
+        1,
     )
     assert model.config["cond_grid"] == (3, 5)
     mask = jnp.asarray(model.fixed_condition_mask)
-    out = eqx.filter_jit(randomised(model, jr.key(1)))(jnp.asarray(0.5), jnp.linspace(-1, 1, 32), mask)
+    out = eqx.filter_jit(model)(jnp.asarray(0.5), jnp.linspace(-1, 1, 32), mask)
     assert out.shape == (32,) and np.isfinite(np.asarray(out)).all()
 
 
@@ -71,23 +81,29 @@ def test_rope1d_output_is_invariant_to_shifting_every_position():
     """Under rope1d only relative positions matter: shifting all token positions by a constant
     leaves the output unchanged."""
     data = _series_data()
-    model = gs.Flux1.for_data(
-        data, condition_on="x", key=jr.key(1), id_embedding_strategy=("rope1d", "rope1d"), **SMALL
+    model = _random(
+        lambda key: gs.Flux1.for_data(
+            data, condition_on="x", key=key, id_embedding_strategy=("rope1d", "rope1d"), **SMALL
+        ),
+        2,
     )
-    model = randomised(model, jr.key(2))
     mask = jnp.asarray(model.fixed_condition_mask)
     x = jr.normal(jr.key(3), (model.num_scalars,))
+    # Jitted: one compile per set of id arguments is cheaper than running the model eagerly.
+    call = eqx.filter_jit(lambda model, x, mask, **ids: model(jnp.asarray(0.3), x, mask, **ids))
     obs_ids, cond_ids = model.obs_ids.default_ids(), model.cond_ids.default_ids()
-    base = model(jnp.asarray(0.3), x, mask)
-    shifted = model(jnp.asarray(0.3), x, mask, obs_ids=obs_ids + 7.5, cond_ids=cond_ids + 7.5)
+    base = call(model, x, mask)
+    shifted = call(model, x, mask, obs_ids=obs_ids + 7.5, cond_ids=cond_ids + 7.5)
     np.testing.assert_allclose(shifted, base, atol=2e-5)
-    moved = model(jnp.asarray(0.3), x, mask, obs_ids=obs_ids, cond_ids=cond_ids + 7.5)  # relative change
+    moved = call(model, x, mask, obs_ids=obs_ids, cond_ids=cond_ids + 7.5)  # relative change
     assert float(jnp.max(jnp.abs(moved - base))) > 1e-3
 
-    joint = randomised(gs.Flux1Joint(5, id_embedding_strategy="rope1d", key=jr.key(4), **SMALL_JOINT), jr.key(5))
+    joint = _random(
+        lambda key: gs.Flux1Joint(5, id_embedding_strategy="rope1d", key=key, **SMALL_JOINT), 5
+    )
     y, m = jr.normal(jr.key(6), (5,)), jnp.array([True, False, True, False, False])
     ids = joint.ids.default_ids()
-    np.testing.assert_allclose(joint(jnp.asarray(0.3), y, m, ids=ids - 3.0), joint(jnp.asarray(0.3), y, m), atol=2e-5)
+    np.testing.assert_allclose(call(joint, y, m, ids=ids - 3.0), call(joint, y, m), atol=2e-5)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -95,20 +111,21 @@ def test_every_strategy_runs_in_both_models(strategy):
     """Every ID strategy builds and runs in Flux1 (both streams) and Flux1Joint."""
     grid = (2, 3) if strategy.endswith("2d") else None
     axes_dim = (4, 4) if strategy in ("pos2d", "rope2d", "rope") else (4,)
-    joint = gs.Flux1Joint(6, id_embedding_strategy=strategy, grid=grid, key=jr.key(0),
-                          **{**SMALL_JOINT, "axes_dim": axes_dim})
-    # Fresh weights (the output is zero until trained): this checks that every strategy's
-    # shapes go through both models; what the IDs compute is tested in test_ids.py.
+    # Random weights: this checks that every strategy's shapes go through both models; what
+    # the IDs compute is tested in test_ids.py.
+    joint = _random(lambda key: gs.Flux1Joint(6, id_embedding_strategy=strategy, grid=grid,
+                                              key=key, **{**SMALL_JOINT, "axes_dim": axes_dim}), 0)
     out = eqx.filter_jit(joint)(jnp.asarray(0.2), jnp.ones(6), jnp.zeros(6, bool))
     assert out.shape == (6,) and np.isfinite(np.asarray(out)).all()
-    flux = gs.Flux1(6, 6, id_embedding_strategy=(strategy, strategy), obs_grid=grid,
-                    cond_grid=grid, key=jr.key(0), **{**SMALL, "axes_dim": axes_dim})
+    flux = _random(lambda key: gs.Flux1(6, 6, id_embedding_strategy=(strategy, strategy),
+                                        obs_grid=grid, cond_grid=grid, key=key,
+                                        **{**SMALL, "axes_dim": axes_dim}), 0)
     out = eqx.filter_jit(flux)(jnp.asarray(0.2), jnp.ones(12), jnp.asarray(flux.fixed_condition_mask))
     assert out.shape == (12,) and np.isfinite(np.asarray(out)).all()
 
 
 def test_flux1_bad_inputs():
-    model = gs.Flux1(2, 3, key=jr.key(0), **SMALL)
+    model = _random(lambda key: gs.Flux1(2, 3, key=key, **SMALL), 0)
     mask = jnp.asarray(model.fixed_condition_mask)
     with pytest.raises((ValueError, TypeError), match="x|shape"):
         model(jnp.asarray(0.1), jnp.ones(4), mask)
@@ -133,6 +150,7 @@ NUM = 2_000  # draws: the standard error of a mean is sd / 45, of a variance 3.2
 # As for the Simformer (test_api.py): 5 standard errors plus a budget for a small model after a
 # short run; the posterior sd is 0.22, so 0.05 in the mean is under a quarter of an sd.
 MEAN_BUDGET, VAR_BUDGET = 0.05, 0.25
+TRAINING = gs.Training(max_steps=1_000, stopping=gs.EarlyStopping(every=100))
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +177,8 @@ def trained_flux1(gaussian_linear):
         data, condition_on="x", key=jr.key(1), num_heads=4, axes_dim=(8,), depth=1,
         depth_single_blocks=2,
     )
-    return gs.fit(jr.key(2), model, data, method=gs.FlowMatching(), max_steps=1_000,
-                  progress=False, validation_every=100)
+    return gs.fit(jr.key(2), model, data, method=gs.FlowMatching(), training=TRAINING,
+                  progress=False)
 
 
 def test_trained_flux1_posterior(trained_flux1, gaussian_linear):
@@ -181,8 +199,7 @@ def test_trained_flux1_posterior(trained_flux1, gaussian_linear):
 def trained_flux1_joint(gaussian_linear):
     _, data = gaussian_linear
     model = gs.Flux1Joint.for_data(data, key=jr.key(1), num_heads=4, axes_dim=(8,), depth_single_blocks=3)
-    return gs.fit(jr.key(2), model, data, method=gs.VESDE(), max_steps=1_000, progress=False,
-                  validation_every=100)
+    return gs.fit(jr.key(2), model, data, method=gs.VESDE(), training=TRAINING, progress=False)
 
 
 def test_trained_flux1_joint_answers_posterior_and_likelihood(trained_flux1_joint, gaussian_linear):
@@ -198,8 +215,11 @@ def test_trained_flux1_joint_answers_posterior_and_likelihood(trained_flux1_join
 
 def test_fit_refuses_what_flux1_cannot_learn(gaussian_linear):
     _, data = gaussian_linear
-    model = gs.Flux1.for_data(data, condition_on="x", key=jr.key(0), **SMALL)
+    model = _random(lambda key: gs.Flux1.for_data(data, condition_on="x", key=key, **SMALL), 0)
+    one_step = gs.Training(max_steps=1)
     with pytest.raises(ValueError, match="`condition_masks`"):
-        gs.fit(jr.key(0), model, data, method=gs.VESDE(), condition_masks="structured", max_steps=1)
-    with pytest.raises(ValueError, match="`edge_mask`"):
-        gs.fit(jr.key(0), model, data, method=gs.VESDE(), edge_mask=np.ones((4, 4), bool), max_steps=1)
+        gs.fit(jr.key(0), model, data, method=gs.VESDE(), condition_masks=gs.StructuredMasks(),
+               training=one_step)
+    with pytest.raises(ValueError, match="`attention`"):
+        gs.fit(jr.key(0), model, data, method=gs.VESDE(),
+               attention=gs.FixedAttention(np.ones((4, 4), bool)), training=one_step)

@@ -13,6 +13,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import gensbi_eqx as gs
+from gensbi_eqx.api._query import flat_query
+
+from randomise import random_model
 
 SMALL = dict(num_heads=2, axes_dim=(4,), depth=1, depth_single_blocks=1, mlp_ratio=2.0)
 SMALL_JOINT = dict(num_heads=2, axes_dim=(4,), depth_single_blocks=1, mlp_ratio=2.0)
@@ -53,17 +56,8 @@ def _inputs(model, seed):
 
 def _build(make, seed=0):
     """The model ``make(key)`` with N(0, 0.5^2) weights (fresh Flux blocks output zero, which
-    would make these tests vacuous). Traced rather than run, then filled from numpy: building
-    eagerly compiles one op per weight shape, seconds per model on a CPU."""
-
-    def traced(key):
-        with jax.ensure_compile_time_eval():  # for_data reads its data concretely
-            return make(key)
-
-    skeleton = eqx.filter_eval_shape(traced, jr.key(0))
-    rng = np.random.default_rng(seed)
-    fill = lambda s: jnp.asarray(rng.normal(0.0, 0.5, s.shape).astype(s.dtype))
-    return jax.tree.map(lambda s: fill(s) if isinstance(s, jax.ShapeDtypeStruct) else s, skeleton)
+    would make these tests vacuous), built without running its initialisation."""
+    return random_model(make, seed)
 
 
 def _same_weights(model, skeleton):
@@ -298,7 +292,9 @@ def test_flux1_queries_need_one_time_per_token(flux_cond):
         est.sample(jr.key(0), {"x": gs.Series(values[None], per_channel[None])}, 2)
     # One time per point, or per-channel times that agree, make a query.
     for times in (per_channel[:, 0], np.repeat(per_channel[:, :1], 2, axis=-1)):
-        given, metadata, _ = est._query({"x": gs.Series(values, times)})
+        given, metadata, _ = flat_query(
+            est.layout, est.model, est.time_standardiser, {"x": gs.Series(values, times)}
+        )
         assert np.isfinite(metadata).all()
 
 

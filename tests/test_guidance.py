@@ -32,14 +32,19 @@ import math
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import jaxtyping
 import numpy as np
 import pytest
 
 import gensbi_eqx as gs
-from gensbi_eqx.sampling._guidance import _log_prob_between, interval, IntervalGuidance, linear
-from gensbi_eqx.sampling._sample import sample_conditionals
-from gensbi_eqx.sampling._solve import sample_sde
+from gensbi_eqx.guidance import (
+    interval,
+    IntervalGuidance,
+    linear,
+    TweedieVariance,
+    UnitVariance,
+)
+from gensbi_eqx.guidance._guidance import _log_prob_between
+from gensbi_eqx.sampling import sample_conditionals
 
 from gaussian_oracle import (
     assert_gaussian_moments,
@@ -57,6 +62,8 @@ MASKS = np.array([[False, False, False], [False, True, False]])
 Y_COND = np.where(MASKS, np.float32(1.0), np.float32(np.nan)).astype(np.float32)
 KEY = jr.key(0)
 STEPS = 100  # Euler-Maruyama steps of the reverse SDE
+SDE = gs.SDE(steps=STEPS)
+ODE = gs.ODE()  # adaptive Tsit5, rtol = atol = 1e-5
 ALLOWANCE = {"sde": 1e-2, "ode": 2e-3}  # sampler error in the mean, derived above
 
 # Bounds on a: two-sided, and upper-only (3.2 posterior sds below the mean when b is observed).
@@ -102,7 +109,7 @@ def conditional_of(row, direction):
 def ve_prior_mismatch(row):
     """Bound on how far the VE SDE sampler's law is from the conditional (its start)."""
     cond_mean, cond_cov = gaussian_conditional(MEAN, COV, MASKS[row], Y_COND[row])
-    law_mean, _ = continuous_sampler_law(gs.VESDE(), "sde", cond_mean, cond_cov)
+    law_mean, _ = continuous_sampler_law(gs.VESDE(), SDE, cond_mean, cond_cov)
     return float(np.max(np.abs(law_mean - cond_mean)))
 
 
@@ -126,37 +133,35 @@ def test_truncated_reference_is_rejection_sampling():
 _CACHE = {}
 
 
-def _draw(name, make, num_samples, sampler="sde", steps=STEPS, resample_steps=0, key=KEY):
+def _draw(name, make, num_samples, sampler=SDE, key=KEY):
     if name not in _CACHE:
         _CACHE[name] = np.asarray(
             sample_conditionals(
-                key,
-                make(),
-                jnp.asarray(Y_COND),
-                jnp.asarray(MASKS),
-                num_samples,
-                sampler=sampler,
-                steps=steps,
-                resample_steps=resample_steps,
+                key, make(), jnp.asarray(Y_COND), jnp.asarray(MASKS), num_samples, sampler
             )
         )
     return _CACHE[name]
 
 
+def _resampled(rounds):
+    """The reverse SDE with ``rounds`` RePaint rounds per step (none: the plain SDE)."""
+    return gs.Resampled(SDE, rounds=rounds) if rounds else SDE
+
+
 N_GUIDED = 2000
 
 
-def ve_interval(kind, scale=1.0, resample_steps=0):
+def ve_interval(kind, scale=1.0, rounds=0):
     lower, upper = _bounds(*INTERVALS[kind])
     make = lambda: interval(GaussianDenoiser(MEAN, COV, gs.VESDE()), lower, upper, scale=scale)
-    name = f"ve {kind} scale={scale} resample={resample_steps}"
-    return _draw(name, make, N_GUIDED, resample_steps=resample_steps)
+    name = f"ve {kind} scale={scale} rounds={rounds}"
+    return _draw(name, make, N_GUIDED, sampler=_resampled(rounds))
 
 
 def fm_interval(kind):
     lower, upper = _bounds(*INTERVALS[kind])
     make = lambda: interval(GaussianDenoiser(MEAN, COV, gs.FlowMatching()), lower, upper)
-    return _draw(f"fm {kind}", make, N_GUIDED, sampler="ode", steps=None)
+    return _draw(f"fm {kind}", make, N_GUIDED, sampler=ODE)
 
 
 LINEAR_A = np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 2.0]])  # a - b <= 0.2, c <= 1 (row scaled)
@@ -218,7 +223,7 @@ def test_interval_guidance_leaves_independent_coordinate_unchanged():
         samples = ve_interval(kind)
         for row in range(2):
             cond_mean, cond_cov = gaussian_conditional(MEAN, COV, MASKS[row], Y_COND[row])
-            law_mean, law_cov = continuous_sampler_law(gs.VESDE(), "sde", cond_mean, cond_cov)
+            law_mean, law_cov = continuous_sampler_law(gs.VESDE(), SDE, cond_mean, cond_cov)
             assert_gaussian_moments(
                 samples[:, row, 2:], law_mean[-1:], law_cov[-1:, -1:], 5e-3, 1e-2, f"c, {kind}"
             )
@@ -232,7 +237,7 @@ def _unguided(inner):
 
 
 # As `interval` stores them: strongly typed arrays (a weakly typed scalar would recompile).
-_SETTINGS = (jnp.asarray(1.0, dtype=float), "tweedie", jnp.asarray(1e4, dtype=float))
+_SETTINGS = (jnp.asarray(1.0, dtype=float), TweedieVariance(), jnp.asarray(1e4, dtype=float))
 _PROBE_T = jnp.array([0.0, 1e-5, 0.1, 0.5, 0.9, 1.0])
 # Inside, far outside and extreme points, including |y| = 1e3.
 _PROBE_Y = jnp.array(
@@ -344,11 +349,13 @@ def test_guided_x0_and_eps_stay_on_the_path(probes):
 
 def test_unit_variance_guidance_is_exact_for_a_unit_variance_entry():
     """c is independent with variance 1, the unit model's own assumption, so
-    ``variance="unit"`` is exact for it: in the interval, with the truncated mean, for both
+    ``variance=UnitVariance()`` is exact for it: in the interval, with the truncated mean, for both
     conditions (same tolerances as Tweedie's variance)."""
     lo, up = 0.8, 1.6
     lower, upper = np.array([-INF, -INF, lo]), np.array([INF, INF, up])
-    make = lambda: interval(GaussianDenoiser(MEAN, COV, gs.VESDE()), lower, upper, variance="unit")
+    make = lambda: interval(
+        GaussianDenoiser(MEAN, COV, gs.VESDE()), lower, upper, variance=UnitVariance()
+    )
     samples = _draw("ve unit c", make, N_GUIDED)
     for row in range(2):
         label = f"unit variance, c, {ROWS[row]}"
@@ -363,7 +370,7 @@ def test_unit_variance_guidance_is_stable_under_a_steep_denoiser():
     cov = np.diag([400.0, 1.0, 1.0])
     lower, upper = np.array([40.0, -INF, -INF]), np.array([50.0, INF, INF])
     make = lambda: interval(GaussianDenoiser(np.zeros(3), cov, gs.VESDE()), lower, upper,
-                            variance="unit")
+                            variance=UnitVariance())
     samples = _draw("ve unit steep", make, N_GUIDED)
     assert np.all(np.isfinite(samples))
     for row in range(2):
@@ -403,7 +410,7 @@ def test_resampled_sde_matches_exact_conditionals():
     # Exactly unguided (infinite bounds, see test_unbounded_entries_get_exactly_zero_guidance)
     # with the structure of the guided sampler, which is compiled once for both.
     make = lambda: _unguided(GaussianDenoiser(MEAN, COV, gs.VESDE()))
-    samples = _draw("ve unguided resample=1", make, N_RESAMPLED, resample_steps=1)
+    samples = _draw("ve unguided rounds=1", make, N_RESAMPLED, sampler=_resampled(1))
     for row in range(2):
         cond_mean, cond_cov = gaussian_conditional(MEAN, COV, MASKS[row], Y_COND[row])
         assert_gaussian_moments(
@@ -434,7 +441,7 @@ def test_resampling_with_guidance(kind):
     within 3 standard errors) and keeps the exact truncated mean (allowance doubled, as each
     step is applied twice)."""
     lo, up = INTERVALS[kind]
-    plain, resampled = ve_interval(kind), ve_interval(kind, resample_steps=1)
+    plain, resampled = ve_interval(kind), ve_interval(kind, rounds=1)
     for row in range(2):
         label = f"{kind}, {ROWS[row]}"
         before, after = _in_interval(plain, row, lo, up), _in_interval(resampled, row, lo, up)
@@ -451,7 +458,7 @@ def test_resampling_helps_weak_guidance():
     more draws into the interval (measured at N = 8000: 41% -> 49% and 70% -> 76%)."""
     lo, up = INTERVALS["two-sided"]
     weak = ve_interval("two-sided", scale=0.25)
-    weak_resampled = ve_interval("two-sided", scale=0.25, resample_steps=1)
+    weak_resampled = ve_interval("two-sided", scale=0.25, rounds=1)
     for row in range(2):
         before, after = _in_interval(weak, row, lo, up), _in_interval(weak_resampled, row, lo, up)
         assert after - before >= _difference_tolerance(before, after, N_GUIDED), (before, after)
@@ -460,7 +467,9 @@ def test_resampling_helps_weak_guidance():
 # ---------------------------------------------------------------- errors
 
 _INNER = GaussianDenoiser(MEAN, COV, gs.VESDE())
-_BAD_TYPE = (ValueError, jaxtyping.TypeCheckError)  # runtime type checks may answer first
+# Our own ValueError or TypeError; runtime type checks (a TypeCheckError, also a TypeError)
+# may answer first.
+_BAD_TYPE = (ValueError, TypeError)
 
 
 @pytest.mark.parametrize(
@@ -519,23 +528,23 @@ def test_constraint_of_other_size_than_y_raises():
         guided(jnp.asarray(0.5), jnp.zeros(3), jnp.zeros(3, dtype=bool))
 
 
-@pytest.mark.parametrize("resample_steps", [-1, True])
-def test_bad_resample_steps_raise(resample_steps):
-    mask = jnp.zeros(3, dtype=bool)
-    with pytest.raises(_BAD_TYPE, match="resample_steps"):
-        sample_sde(KEY, _INNER, jnp.zeros(3), mask, steps=2, resample_steps=resample_steps)
-    with pytest.raises(_BAD_TYPE, match="resample_steps"):
-        sample_conditionals(
-            KEY, _INNER, jnp.asarray(Y_COND), jnp.asarray(MASKS), 3, "sde", steps=2,
-            resample_steps=resample_steps,
-        )
+@pytest.mark.parametrize("rounds", [-1, True])
+def test_bad_rounds_raise(rounds):
+    """RePaint rounds are a non-negative integer, checked when the sampler is built."""
+    with pytest.raises(_BAD_TYPE, match="rounds"):
+        gs.Resampled(SDE, rounds=rounds)
 
 
-def test_resample_steps_need_the_sde_sampler():
+def test_resampling_needs_the_sde_sampler():
+    """Resampling re-noises between the SDE's fixed steps: it wraps nothing else, and refuses
+    flow matching (whose reverse SDE is singular) before sampling."""
+    for inner in (ODE, gs.AdaptiveSDE(), gs.EDMSampler()):
+        with pytest.raises(TypeError, match="sampler"):
+            gs.Resampled(inner, rounds=1)
     denoiser = GaussianDenoiser(MEAN, COV, gs.FlowMatching())
-    with pytest.raises(ValueError, match="resample_steps.*'sde'"):
+    with pytest.raises(ValueError, match="no reverse SDE"):
         sample_conditionals(
-            KEY, denoiser, jnp.asarray(Y_COND), jnp.asarray(MASKS), 3, "ode", resample_steps=1
+            KEY, denoiser, jnp.asarray(Y_COND), jnp.asarray(MASKS), 3, gs.Resampled(SDE, rounds=1)
         )
 
 

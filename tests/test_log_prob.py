@@ -28,14 +28,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import jaxtyping
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
 import gensbi_eqx as gs
 from gensbi_eqx.methods import EDM
-from gensbi_eqx.sampling._log_prob import log_prob
+from gensbi_eqx.sampling import ExactTrace, Hutchinson, log_prob
 
 from gaussian_oracle import continuous_sampler_law, gaussian_conditional, GaussianDenoiser
 
@@ -65,13 +64,13 @@ METHODS = {
 @eqx.filter_jit
 def _batched(denoiser, ys, masks):
     """Exact-trace ``log_prob`` over rows; compiled once per method and batch size."""
-    return jax.vmap(lambda y, m: log_prob(denoiser, y, m))(ys, masks)
+    return jax.vmap(lambda y, m: log_prob(denoiser, y, m, trace=ExactTrace()))(ys, masks)
 
 
 @eqx.filter_jit
 def _hutchinson_over_keys(denoiser, y, mask, keys):
     """One-probe Hutchinson ``log_prob`` of one point for each key."""
-    return jax.vmap(lambda k: log_prob(denoiser, y, mask, trace="hutchinson", key=k))(keys)
+    return jax.vmap(lambda k: log_prob(denoiser, y, mask, trace=Hutchinson(), key=k))(keys)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +91,7 @@ def _references(method, y, mask):
     """``(log N(y_lat; conditional), log N(y_lat; law of the ODE sampler))`` in float64."""
     y = np.asarray(y, dtype=np.float64)
     cond_mean, cond_cov = gaussian_conditional(MEAN, COV, mask, y)
-    law_mean, law_cov = continuous_sampler_law(method, "ode", cond_mean, cond_cov)
+    law_mean, law_cov = continuous_sampler_law(method, gs.ODE(), cond_mean, cond_cov)
     latent = y[~mask]
     return (
         multivariate_normal.logpdf(latent, cond_mean, cond_cov),
@@ -249,38 +248,43 @@ _MASK = jnp.asarray(MASKS[1])
 
 def test_hutchinson_needs_a_key():
     with pytest.raises(ValueError, match="`key` is required"):
-        log_prob(_DENOISER, _Y, _MASK, trace="hutchinson")
+        log_prob(_DENOISER, _Y, _MASK, trace=Hutchinson())
 
 
+# Settings are checked where they live: when the trace or the ODE is built. Some are answered
+# by the suite's runtime type checking (a TypeCheckError, also a TypeError) first.
 @pytest.mark.parametrize(
-    "kwargs, match",
+    "make, match",
     [
-        ({"num_probes": 0}, "num_probes"),
-        ({"rtol": 0.0}, "rtol"),
-        ({"atol": -1e-5}, "atol"),
-        ({"max_steps": 0}, "max_steps"),
+        (lambda: Hutchinson(num_probes=0), "num_probes"),
+        (lambda: Hutchinson(num_probes=True), "num_probes"),
+        (lambda: gs.ODE(rtol=0.0), "rtol"),
+        (lambda: gs.ODE(atol=-1e-5), "atol"),
+        (lambda: gs.ODE(max_steps=0), "max_steps"),
     ],
+    ids=["num_probes", "num_probes bool", "rtol", "atol", "max_steps"],
 )
-def test_bad_settings_raise(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        log_prob(_DENOISER, _Y, _MASK, trace="hutchinson", key=jr.key(0), **kwargs)
+def test_bad_settings_raise(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
 
 
-# The function raises ValueError itself; under the suite's runtime type checking the
-# annotations (`Literal[...]`, " num_scalars" shapes, Bool) reject these first, naming the
-# argument, with a TypeCheckError.
+# The function raises ValueError or TypeError itself; under the suite's runtime type checking
+# the annotations (`AbstractTrace`, `ODE`, " num_scalars" shapes, Bool) reject these first,
+# naming the argument, with a TypeCheckError.
 @pytest.mark.parametrize(
     "args, kwargs, match",
     [
-        ((_Y, _MASK), {"trace": "diagonal"}, "trace"),
+        ((_Y, _MASK), {"trace": "hutchinson"}, "trace"),
+        ((_Y, _MASK), {"ode": gs.SDE(steps=10)}, "ode"),
         ((jnp.stack([_Y, _Y]), jnp.stack([_MASK, _MASK])), {}, "y"),
         ((_Y, _MASK[:2]), {}, "condition_mask"),
         ((_Y, _MASK.astype(float)), {}, "condition_mask"),
     ],
-    ids=["trace", "batched y", "mask shape", "mask dtype"],
+    ids=["trace", "ode", "batched y", "mask shape", "mask dtype"],
 )
 def test_bad_inputs_raise(args, kwargs, match):
-    with pytest.raises((ValueError, jaxtyping.TypeCheckError), match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         log_prob(_DENOISER, *args, **kwargs)
 
 

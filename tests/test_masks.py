@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from gensbi_eqx.training import BernoulliMasks, PosteriorMasks, StructuredMasks, never_all_observed
+from gensbi_eqx.data import NodeLayout
+from gensbi_eqx.training import BernoulliMasks, PosteriorMasks, StructuredMasks
+from gensbi_eqx.training._masks import never_all_observed
 
 
 def draw_masks(sampler, key, num_masks: int, num_scalars: int):
@@ -43,13 +45,18 @@ def test_sampler_contract(parameters, rate, seed):
     """Every sampler gives bool (num_scalars,) masks that never observe every node."""
     n = len(parameters)
     key = jr.key(seed)
-    for sampler in (StructuredMasks(parameters), PosteriorMasks(parameters), BernoulliMasks(rate)):
+    samplers = (
+        StructuredMasks(is_parameter=parameters),
+        PosteriorMasks(is_parameter=parameters),
+        BernoulliMasks(rate),
+    )
+    for sampler in samplers:
         single = sampler(key, n)
         assert single.shape == (n,) and single.dtype == jnp.bool_
         masks = np.asarray(draw_masks(sampler, key, 256, n))
         assert masks.shape == (256, n) and masks.dtype == np.bool_
         assert not masks.all(axis=1).any()
-    posterior = np.asarray(draw_masks(PosteriorMasks(parameters), key, 256, n))
+    posterior = np.asarray(draw_masks(PosteriorMasks(is_parameter=parameters), key, 256, n))
     np.testing.assert_array_equal(posterior, np.broadcast_to(~np.array(parameters), (256, n)))
 
 
@@ -110,7 +117,9 @@ def _check_frequencies(masks: np.ndarray, probs: dict[tuple[bool, ...], float], 
 def test_structured_mask_frequencies():
     """Joint, posterior and likelihood masks (2 parameters, 3 data) occur at their exact rates."""
     parameters = (True, True, False, False, False)
-    masks = np.asarray(draw_many_masks(StructuredMasks(parameters), jr.key(0), 20_000, 5))
+    masks = np.asarray(
+        draw_many_masks(StructuredMasks(is_parameter=parameters), jr.key(0), 20_000, 5)
+    )
     probs = _structured_pattern_probs(parameters)
     joint, posterior, likelihood = (False,) * 5, (False, False, True, True, True), parameters
     # 0.2 from its own kind plus Bernoulli draws that coincide (and all-True draws for the joint).
@@ -147,7 +156,7 @@ def test_bad_parameters_raise(cls, parameters):
     """Non-bool patterns, or ones with no parameter or no data node, raise naming `parameters`."""
     # Non-bool entries may be caught first by the suite's runtime type checker (a TypeError).
     with pytest.raises((ValueError, TypeError), match="parameters"):
-        cls(parameters)
+        cls(is_parameter=parameters)
 
 
 @pytest.mark.parametrize("cls", [StructuredMasks, PosteriorMasks])
@@ -155,7 +164,33 @@ def test_bad_parameters_raise(cls, parameters):
 def test_wrong_num_nodes_raises(cls, num_scalars):
     """Calling a sampler with a node count other than len(parameters) raises ValueError naming it."""
     with pytest.raises(ValueError, match="`num_scalars`"):
-        cls((True, False, False))(jr.key(0), num_scalars)
+        cls(is_parameter=(True, False, False))(jr.key(0), num_scalars)
+
+
+_LAYOUT = NodeLayout(("x", "theta", "y"), ((2,), (1,), (3,)))
+
+
+@pytest.mark.parametrize("cls", [StructuredMasks, PosteriorMasks])
+def test_binding_to_a_layout_marks_the_parameter_scalars(cls):
+    """Parameters are named nodes (default "theta" if there is one, else the first node);
+    binding to the layout gives the per-scalar pattern, and an unbound sampler refuses to
+    draw."""
+    assert cls().bind(_LAYOUT) == cls(("theta",), (False, False, True, False, False, False))
+    assert cls("theta").bind(_LAYOUT) == cls().bind(_LAYOUT)
+    bound = cls(parameters=("x", "y")).bind(_LAYOUT)
+    assert bound.is_parameter == (True, True, False, True, True, True)
+    first = NodeLayout(("a", "b"), ((2,), (1,)))
+    assert cls().bind(first).is_parameter == (True, True, False)
+    with pytest.raises(ValueError, match="not bound"):
+        cls("theta")(jr.key(0), 6)
+
+
+@pytest.mark.parametrize("cls", [StructuredMasks, PosteriorMasks])
+def test_binding_refuses_unknown_or_all_nodes(cls):
+    with pytest.raises(ValueError, match="parameters"):
+        cls("phi").bind(_LAYOUT)
+    with pytest.raises(ValueError, match="parameters"):
+        cls(("x", "theta", "y")).bind(_LAYOUT)
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, float("nan")])

@@ -1,6 +1,7 @@
 """Nodes with times (`gs.Series`): layout, queries, the Simformer's metadata embedding, and
 posterior plus posterior predictive from one trained model."""
 
+import diffrax
 import equinox as eqx
 import hypothesis.strategies as st
 import jax.numpy as jnp
@@ -39,8 +40,9 @@ def estimator():
         head_dim=8, dim_time=32,
     )
     return gs.fit(
-        jr.key(1), model, data, method=gs.FlowMatching(), max_steps=2000, batch_size=128,
-        validation_fraction=0.0, progress=False,
+        jr.key(1), model, data, method=gs.FlowMatching(),
+        training=gs.Training(max_steps=2000, batch_size=128, validation_fraction=0.0),
+        progress=False,
     )
 
 
@@ -123,15 +125,16 @@ def test_query_refuses_malformed_times():
 def test_fit_refuses_mismatched_models_and_times():
     data = _line_data(64)
     plain = gs.Simformer(5, depth=1, key=jr.key(0))
+    one_step = gs.Training(max_steps=1)
     with pytest.raises(ValueError, match="not built to read them"):
-        gs.fit(jr.key(0), plain, data, method=gs.VESDE(), max_steps=1, progress=False)
+        gs.fit(jr.key(0), plain, data, method=gs.VESDE(), training=one_step, progress=False)
     timed = gs.Simformer.for_data(data, depth=1, key=jr.key(0))
     untimed = {"theta": data["theta"], "x": np.asarray(data["x"].values)}
     with pytest.raises(ValueError, match="no gs.Series node"):
-        gs.fit(jr.key(0), timed, untimed, method=gs.VESDE(), max_steps=1, progress=False)
+        gs.fit(jr.key(0), timed, untimed, method=gs.VESDE(), training=one_step, progress=False)
     bad = {"theta": data["theta"], "x": gs.Series(data["x"].values, np.zeros((64, 3)))}
     with pytest.raises(ValueError, match=r"data\['x'\].times"):
-        gs.fit(jr.key(0), timed, bad, method=gs.VESDE(), max_steps=1, progress=False)
+        gs.fit(jr.key(0), timed, bad, method=gs.VESDE(), training=one_step, progress=False)
 
 
 # --- the Simformer's metadata embedding ------------------------------------------------------
@@ -198,7 +201,7 @@ def test_simformer_refuses_missing_or_unexpected_metadata(simformer):
 
 # --- a trained model: posterior and posterior predictive --------------------------------------
 
-SAMPLE = dict(sampler="ode", steps=16)
+SAMPLE = dict(sampler=gs.ODE(diffrax.Heun(), steps=16))
 
 
 def test_the_posterior_follows_the_observation_times(estimator):
@@ -243,12 +246,12 @@ def test_batched_and_chunked_queries_with_times(estimator, tmp_path):
     chunked = estimator.sample(jr.key(7), query, 6, predict={"x": [0.1]}, chunk_size=5, **SAMPLE)
     np.testing.assert_allclose(chunked["x"], whole["x"], atol=1e-5)
     path = tmp_path / "timed.eqx"
-    estimator.save(path)
+    gs.save(path, estimator)
     loaded = gs.load(path)
     again = loaded.sample(jr.key(7), query, 6, predict={"x": [0.1]}, **SAMPLE)
     np.testing.assert_array_equal(again["x"], whole["x"])
     with pytest.raises(ValueError, match="not available"):
-        estimator.sample(jr.key(0), query, 2, constraints={"x": (0, 1)}, **SAMPLE)
+        estimator.sample(jr.key(0), query, 2, constraints=gs.Box({"x": (0, 1)}), **SAMPLE)
 
 
 def test_log_prob_with_times_is_a_density_of_theta(estimator):
@@ -256,7 +259,7 @@ def test_log_prob_with_times_is_a_density_of_theta(estimator):
     data = _line_data(1, seed=9)
     observed = {"x": gs.Series(data["x"].values[0], data["x"].times[0])}
     grid = np.linspace(-3, 3, 121, dtype=np.float32)[:, None]
-    log_density = estimator.log_prob({"theta": grid}, observed, rtol=1e-4, atol=1e-4)
+    log_density = estimator.log_prob({"theta": grid}, observed, ode=gs.ODE(rtol=1e-4, atol=1e-4))
     mass = np.trapezoid(np.exp(np.asarray(log_density)), grid[:, 0])
     assert abs(mass - 1.0) < 0.05, mass
     with pytest.raises(ValueError, match="in neither"):

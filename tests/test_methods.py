@@ -1,6 +1,9 @@
-"""Probability paths, SDE coefficients, targets and the denoising loss, checked against
-closed forms (a Gaussian data distribution has an exact denoiser)."""
+"""Probability paths, SDE coefficients, targets, training-time distributions and the
+denoising loss, checked against closed forms (a Gaussian data distribution has an exact
+denoiser)."""
 
+import json
+import math
 from typing import Any
 
 import equinox as eqx
@@ -10,34 +13,49 @@ import jax.numpy as jnp
 import jax.random as jr
 import jax.scipy.stats as jss
 import numpy as np
+import scipy.stats
 import pytest
 from hypothesis import given, settings
 from jaxtyping import Array, Bool, Float
 
+import gensbi_eqx as gs
 from gensbi_eqx.methods import (
     EDM,
-    METHODS,
     VESDE,
     VPSDE,
     AbstractMethod,
+    AbstractTimes,
     FlowMatching,
-    network_output,
+    LogitNormalTimes,
+    LogNormalNoise,
+    UniformTimes,
 )
+from gensbi_eqx.methods._base import network_output
+from gensbi_eqx.methods._times import bisect_time
 from gensbi_eqx.models import AbstractModel
-from gensbi_eqx.training import batch_loss, example_loss
+from gensbi_eqx.training import batch_loss
+from gensbi_eqx.training._loss import example_loss
 
 
 ALL_METHODS = [VESDE(), VPSDE(), FlowMatching(), EDM()]
 IDS = [type(m).__name__ for m in ALL_METHODS]
-# EDM draws log-normal noise levels instead (tests/test_edm.py).
-UNIFORM_TIME = [m for m in ALL_METHODS if not isinstance(m, EDM)]
 MID_TIMES = np.linspace(0.05, 0.95, 19)
 DATA_MEAN, DATA_STD = 0.5, 0.8  # x0 ~ N(DATA_MEAN, DATA_STD^2), independently per node
 
 
+def _exported(base):
+    """Names of the concrete subclasses of ``base`` that gensbi_eqx.methods exports."""
+    classes = (getattr(gs.methods, name) for name in gs.methods.__all__)
+    return sorted(
+        c.__name__
+        for c in classes
+        if isinstance(c, type) and issubclass(c, base) and not c.__name__.startswith("Abstract")
+    )
+
+
 def test_registry_covers_every_method():
     """The parametrised registry holds one instance of every method the package exports."""
-    assert sorted(IDS) == sorted(METHODS)
+    assert sorted(IDS) == _exported(AbstractMethod)
 
 
 def _sigma_squared_rate(method):
@@ -112,9 +130,11 @@ def test_prior_std_and_input_scale(method):
     np.testing.assert_allclose(jax.vmap(method.input_scale)(t) ** 2 * (alpha**2 + sigma**2), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("method", UNIFORM_TIME, ids=lambda m: type(m).__name__)
+@pytest.mark.parametrize("method", ALL_METHODS, ids=IDS)
 def test_sample_time_is_uniform_on_range(method, getkey):
-    """sample_time draws lie in [t_min, 1] with the mean of U[t_min, 1]."""
+    """With UniformTimes (every method's default but EDM's), sample_time draws lie in
+    [t_min, 1] with the mean of U[t_min, 1]."""
+    method = eqx.tree_at(lambda m: m.times, method, UniformTimes())
     num = 20_000
     t = np.asarray(method.sample_time(getkey(), (num,)))
     assert t.shape == (num,)
@@ -202,15 +222,16 @@ _example_losses = eqx.filter_jit(
 
 def _expected_oracle_loss(method) -> float:
     """E_t[Var(target | y_t)] over the method's training times, by quadrature of the closed form:
-    in t for t ~ U[t_min, 1]; for EDM in z for log sigma = p_mean + p_std z, z ~ N(0, 1), with
-    sigma clipped to [sigma_min, sigma_max] as in `sample_time`."""
-    if isinstance(method, EDM):
+    in t for t ~ U[t_min, 1]; for log-normal noise (EDM's default) in z for
+    log(sigma / alpha) = mean + std z, z ~ N(0, 1), clipped to the path's range as in
+    `sample_time`."""
+    if isinstance(method.times, LogNormalNoise):
         z = np.linspace(-10.0, 10.0, 40_001)
-        sigma = np.clip(np.exp(method.p_mean + method.p_std * z), method.sigma_min, method.sigma_max)
-        t = jnp.asarray(method.time_of_sigma(sigma))
+        t = method.time_of_log_ratio(jnp.asarray(method.times.mean + method.times.std * z))
         weights = np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
         grid = z
     else:
+        assert isinstance(method.times, UniformTimes)
         t = jnp.linspace(method.t_min, 1.0, 20_001)
         weights = np.full(t.shape, 1.0 / (1.0 - method.t_min))
         grid = np.asarray(t, np.float64)
@@ -293,3 +314,174 @@ def test_observed_tokens_are_clean_and_ignored(method, getkey):
         np.testing.assert_array_equal(
             example_loss(filled, method, x0_single, mask, k), example_loss(oracle, method, x0_single, mask, k)
         )
+
+
+# ---------------------------------------------------------------- training-time distributions
+
+TIMES = [UniformTimes(), LogitNormalTimes(0.3, 1.4), LogNormalNoise(-1.2, 0.7)]
+TIMES_IDS = [type(t).__name__ for t in TIMES]
+NUM_TIMES = 50_000
+
+
+def test_times_registry_covers_every_distribution():
+    assert sorted(TIMES_IDS) == _exported(AbstractTimes)
+
+
+def _log_ratio(method, t) -> np.ndarray:
+    """``log(sigma(t) / alpha(t))`` in float64 from the method's (float32) path."""
+    alpha, sigma = (np.asarray(v, np.float64) for v in jax.vmap(method.alpha_sigma)(jnp.asarray(t)))
+    with np.errstate(divide="ignore"):  # flow matching's ends: -inf at t = 0, inf at t = 1
+        return np.log(sigma) - np.log(alpha)
+
+
+@pytest.fixture(scope="module")
+def drawn_times():
+    """``drawn_times(method, times)``: NUM_TIMES draws of ``method`` with training times
+    ``times``, each compiled and drawn once."""
+    cache = {}
+    draw = eqx.filter_jit(lambda method, key: method.sample_time(key, (NUM_TIMES,)))
+
+    def _get(method, times):
+        name = (type(method).__name__, repr(times))
+        if name not in cache:
+            method = eqx.tree_at(lambda m: m.times, method, times)
+            cache[name] = method, np.asarray(draw(method, jr.key(0)), np.float64)
+        return cache[name]
+
+    return _get
+
+
+@pytest.mark.parametrize("times", TIMES, ids=TIMES_IDS)
+@pytest.mark.parametrize("method", ALL_METHODS, ids=IDS)
+def test_training_times_lie_in_the_methods_range(method, times, drawn_times):
+    """Every distribution, on every method, draws finite times inside [t_min, 1]."""
+    method, t = drawn_times(method, times)
+    assert t.shape == (NUM_TIMES,)
+    assert np.all(np.isfinite(t))
+    assert t.min() >= method.t_min and t.max() <= 1.0
+    # Also for a single draw and a 2-D shape.
+    assert method.sample_time(jr.key(1)).shape == ()
+    assert method.sample_time(jr.key(1), (3, 2)).shape == (3, 2)
+
+
+@pytest.mark.parametrize("method", ALL_METHODS, ids=IDS)
+def test_logit_normal_times_have_the_requested_logit(method, drawn_times):
+    """logit((t - t_min) / (1 - t_min)) of LogitNormalTimes(mean, std) draws has that mean
+    and std: within 5 standard errors, std / sqrt(N) for the mean and std / sqrt(2 N) for the
+    std of a normal sample."""
+    times = TIMES[1]
+    method, t = drawn_times(method, times)
+    u = (t - method.t_min) / (1.0 - method.t_min)
+    logit = np.log(u) - np.log1p(-u)
+    assert abs(logit.mean() - times.mean) < 5 * times.std / math.sqrt(NUM_TIMES)
+    assert abs(logit.std() - times.std) < 5 * times.std / math.sqrt(2 * NUM_TIMES)
+
+
+# The path's range of log(sigma / alpha) at t_min and at 1: LogNormalNoise(-1.2, 0.7) stays
+# inside every one of them to beyond 5 sd ([-4.7, 2.3]; VP ends at 2.5, VE at 2.7, EDM at 4.4),
+# so clipping moves less than 1e-6 of the draws: the sample is the unclipped normal's.
+@pytest.mark.parametrize("method", ALL_METHODS, ids=IDS)
+def test_log_normal_noise_has_the_requested_log_ratio(method, drawn_times):
+    """log(sigma / alpha) at the times drawn by LogNormalNoise(mean, std) has that mean and
+    std, within 5 standard errors (as above)."""
+    times = TIMES[2]
+    method, t = drawn_times(method, times)
+    low, high = _log_ratio(method, np.array([method.t_min, 1.0], np.float32))
+    assert low < times.mean - 5 * times.std and times.mean + 5 * times.std < high
+    log_ratio = _log_ratio(method, t.astype(np.float32))
+    assert abs(log_ratio.mean() - times.mean) < 5 * times.std / math.sqrt(NUM_TIMES)
+    assert abs(log_ratio.std() - times.std) < 5 * times.std / math.sqrt(2 * NUM_TIMES)
+
+
+@pytest.mark.parametrize("method", ALL_METHODS, ids=IDS)
+def test_log_normal_noise_clips_to_the_ends_of_the_path(method):
+    """Where clipping binds (std 20: most draws beyond the path's range), draws land on t_min
+    or 1 and never outside."""
+    method = eqx.tree_at(lambda m: m.times, method, LogNormalNoise(0.0, 20.0))
+    t = np.asarray(method.sample_time(jr.key(1), (1000,)))
+    if isinstance(method, FlowMatching):
+        # Every log ratio is some t in (0, 1); float32 rounds the far tails to the ends.
+        assert t.min() >= 0.0 and t.max() <= 1.0
+    else:
+        np.testing.assert_allclose([t.min(), t.max()], [method.t_min, 1.0], rtol=1e-6, atol=1e-7)
+        assert t.min() >= method.t_min and t.max() <= 1.0
+
+
+@pytest.mark.parametrize("times", TIMES, ids=TIMES_IDS)
+def test_stratified_times_put_one_draw_in_each_stratum(times):
+    """``stratified(key, method, n)`` puts exactly one draw between consecutive quantiles
+    ``quantile(k / n)``, in order, so the batch covers the distribution evenly; and the
+    stratified draws have the law of ``sample`` (two-sample KS test over many batches)."""
+    method = EDM(times=times)
+    n = 64
+    t = np.asarray(times.stratified(jr.key(3), method, n), np.float64)
+    edges = np.asarray(times.quantile(jnp.arange(n + 1) / n, method), np.float64)
+    assert t.shape == (n,) and np.all(np.isfinite(t))
+    assert np.all(edges[:-1] <= t) and np.all(t <= edges[1:])
+    pooled = np.concatenate(
+        [np.asarray(times.stratified(k, method, n)) for k in jr.split(jr.key(4), 200)]
+    )
+    iid = np.asarray(times.sample(jr.key(5), method, (pooled.size,)))
+    assert scipy.stats.ks_2samp(pooled, iid).pvalue > 1e-3
+
+
+# Times at which to invert the ratio: near t_min, the middle and near 1.
+INVERSION_TIMES = np.concatenate([[1e-3, 1e-2], np.linspace(0.05, 0.95, 19), [0.99]])
+
+
+@pytest.mark.parametrize("method", ALL_METHODS, ids=IDS)
+def test_time_of_log_ratio_inverts_the_log_ratio(method):
+    """time_of_log_ratio(log(sigma(t) / alpha(t))) = t, and beyond the path's range it gives
+    the ends. VE, FM and EDM have closed forms, VP bisects; each closed form agrees with the
+    bisection."""
+    overrides = type(method).time_of_log_ratio is not AbstractMethod.time_of_log_ratio
+    assert overrides == (not isinstance(method, VPSDE))
+    t = INVERSION_TIMES.astype(np.float32)
+    log_ratio = jnp.asarray(_log_ratio(method, t), jnp.float32)
+    back = np.asarray(method.time_of_log_ratio(log_ratio))
+    # float32: |log_ratio| <= 9.3 here carries an absolute error of ~1e-6, and
+    # |d t / d log_ratio| <= 0.25 on every path (FM's maximum), so t moves by < 3e-7.
+    np.testing.assert_allclose(back, t, rtol=1e-5, atol=2e-6)
+    # The generic bisection, one time at a time (as training draws them), agrees.
+    bisected = jax.vmap(lambda r: bisect_time(method, r))(log_ratio)
+    np.testing.assert_allclose(np.asarray(bisected), t, rtol=1e-5, atol=2e-6)
+    # Beyond the ends (FM's range is every real number, so its ends are never passed).
+    if not isinstance(method, FlowMatching):
+        ends = np.asarray(method.time_of_log_ratio(jnp.asarray([-30.0, 30.0])))
+        np.testing.assert_allclose(ends, [method.t_min, 1.0], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        VESDE(sigma_max=20.0, times=LogitNormalTimes(0.5, 1.5)),
+        VPSDE(beta_max=15.0, times=LogNormalNoise(-0.5, 1.0)),
+        FlowMatching(times=LogitNormalTimes(-0.2, 0.8)),
+        EDM(sigma_data=0.5, times=UniformTimes()),
+        EDM(times=LogNormalNoise(-1.0, 1.5)),
+    ],
+    ids=["VESDE", "VPSDE", "FlowMatching", "EDM-uniform", "EDM-lognormal"],
+)
+def test_config_with_times_rebuilds_the_method(method):
+    """method.config (also through JSON, as saved) rebuilds the same method, its training-time
+    distribution included."""
+    config = method.config
+    assert config["class"] == type(method).__name__
+    assert config["times"]["class"] == type(method.times).__name__
+    assert AbstractMethod.from_config(config) == method
+    assert AbstractMethod.from_config(json.loads(json.dumps(config))) == method
+    assert AbstractMethod.from_config(config) != eqx.tree_at(
+        lambda m: m.times, method, LogitNormalTimes(3.0, 2.0)
+    )
+
+
+@pytest.mark.parametrize("cls", [LogitNormalTimes, LogNormalNoise])
+@pytest.mark.parametrize("std", [0.0, -1.0])
+def test_times_refuse_a_non_positive_std(cls, std):
+    with pytest.raises(ValueError, match="std"):
+        cls(0.0, std)
+
+
+def test_from_config_refuses_an_unknown_class():
+    with pytest.raises(ValueError, match="Unknown class"):
+        AbstractMethod.from_config({"class": "DDPM"})

@@ -14,10 +14,12 @@ import pytest
 
 import gensbi_eqx as gs
 from gensbi_eqx.data import NodeLayout, Standardiser
-from gensbi_eqx.sampling import ModelDenoiser, sample_conditionals
+from gensbi_eqx.methods import ModelDenoiser
+from gensbi_eqx.sampling import sample_conditionals
 
 TINY = dict(dim_value=8, dim_id=8, dim_condition=4, num_heads=2, head_dim=4, depth=1, widening=2,
             dim_time=16)
+SDE = gs.SDE(steps=4)
 
 
 def _data(n=64):
@@ -39,8 +41,9 @@ def test_fused_steps_give_the_same_run_however_cut():
     data = _data()
     model = gs.Simformer(4, key=jr.key(2), **TINY)
     runs = [
-        gs.fit(jr.key(3), model, data, method=gs.VESDE(), max_steps=12, batch_size=8,
-               validation_every=5, steps_per_call=k, progress=False)
+        gs.fit(jr.key(3), model, data, method=gs.VESDE(), progress=False,
+               training=gs.Training(max_steps=12, batch_size=8,
+                                    stopping=gs.EarlyStopping(every=5), steps_per_call=k))
         for k in (1, 3)
     ]
     for run in runs[1:]:
@@ -54,10 +57,9 @@ def test_fused_steps_give_the_same_run_however_cut():
 def test_fused_steps_compile_once(estimator):
     """Calls of different lengths reuse one compiled loop."""
     method, model = estimator.method, estimator.model
-    optimizer = gs.training.optimizer_for(1e-3, 10, 1.0)
-    steps = gs.training.make_fused_train_steps(
-        method, gs.StructuredMasks((True, True, False, False)), optimizer, 8, 4, steps_per_call=4
-    )
+    optimizer = gs.training.default_optimizer(10, learning_rate=1e-3, gradient_clip=1.0)
+    masks = gs.StructuredMasks(is_parameter=(True, True, False, False))
+    steps = gs.training.make_fused_train_steps(method, masks, optimizer, 8, 4, steps_per_call=4)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     x = jr.normal(jr.key(0), (16, 4))
     state = (model, model, opt_state)
@@ -71,8 +73,8 @@ def test_fused_steps_compile_once(estimator):
 def test_chunked_sampling_matches_unchunked(estimator, chunk_size):
     """Draw i of condition j keeps its key under any chunking: same draws, up to rounding."""
     x_o = {"x": jnp.asarray([[0.5, -0.5], [1.0, 0.0], [np.nan, 2.0]])}
-    full = estimator.sample(jr.key(4), x_o, 5, steps=4)
-    chunked = estimator.sample(jr.key(4), x_o, 5, steps=4, chunk_size=chunk_size)
+    full = estimator.sample(jr.key(4), x_o, 5, sampler=SDE)
+    chunked = estimator.sample(jr.key(4), x_o, 5, sampler=SDE, chunk_size=chunk_size)
     assert chunked.keys() == full.keys()
     for name in full:
         assert chunked[name].shape == full[name].shape
@@ -86,7 +88,9 @@ def _temp_bytes(estimator, num_samples, chunk_size):
 
     def draw(key, arrays, y, mask):
         denoiser = eqx.combine(arrays, static)
-        return sample_conditionals(key, denoiser, y, mask, num_samples, "sde", 2, chunk_size=chunk_size)
+        return sample_conditionals(
+            key, denoiser, y, mask, num_samples, gs.SDE(steps=2), chunk_size=chunk_size
+        )
 
     compiled = jax.jit(draw).lower(jr.key(0), arrays, y, mask).compile()
     return compiled.memory_analysis().temp_size_in_bytes
@@ -115,7 +119,7 @@ def test_sample_and_fit_reject_bad_chunk_and_devices(estimator):
     with pytest.raises(TypeError, match="devices"):
         estimator.sample(jr.key(0), x_o, 4, devices="gpu")
     with pytest.raises(ValueError, match="`steps_per_call`"):
-        gs.fit(jr.key(0), estimator.model, _data(), method=gs.VESDE(), steps_per_call=0)
+        gs.Training(steps_per_call=0)
 
 
 MULTI_DEVICE = textwrap.dedent(
@@ -128,9 +132,9 @@ MULTI_DEVICE = textwrap.dedent(
     data = {"theta": theta, "x": theta + 0.1 * jr.normal(jr.key(1), (64, 2))}
     model = gs.Simformer(4, key=jr.key(2), dim_value=8, dim_id=8, dim_condition=4, num_heads=2,
                          head_dim=4, depth=1, widening=2, dim_time=16)
-    fit = lambda devices: gs.fit(jr.key(3), model, data, method=gs.VESDE(), max_steps=30,
-                                 batch_size=16, validation_every=10, devices=devices,
-                                 progress=False)
+    training = gs.Training(max_steps=30, batch_size=16, stopping=gs.EarlyStopping(every=10))
+    fit = lambda devices: gs.fit(jr.key(3), model, data, method=gs.VESDE(), training=training,
+                                 devices=devices, progress=False)
     one, four = fit(1), fit(None)
     np.testing.assert_allclose(four.history.train_loss, one.history.train_loss, rtol=1e-4)
     np.testing.assert_allclose(four.history.validation_loss, one.history.validation_loss, rtol=1e-4)
@@ -142,9 +146,10 @@ MULTI_DEVICE = textwrap.dedent(
     moved = jnp.linalg.norm(weights(one.model) - weights(model))
     assert jnp.linalg.norm(weights(four.model) - weights(one.model)) <= 1e-2 * moved
     x_o = {"x": jnp.asarray([[0.5, -0.5], [1.0, 0.0], [0.0, 2.0]])}
-    single = one.sample(jr.key(4), x_o, 7, steps=4, devices=1)["theta"]
+    sde = gs.SDE(steps=4)
+    single = one.sample(jr.key(4), x_o, 7, sampler=sde, devices=1)["theta"]
     for kwargs in ({}, {"chunk_size": 5}):
-        split = one.sample(jr.key(4), x_o, 7, steps=4, **kwargs)["theta"]
+        split = one.sample(jr.key(4), x_o, 7, sampler=sde, **kwargs)["theta"]
         np.testing.assert_allclose(split, single, rtol=1e-5, atol=1e-5)
     try:
         fit(3)

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import jax.random as jr
 
-from ._runner import CLASSIFIERS, METHODS, MODELS, TASKS, append_rows, run, write_summary
+from ._runner import (
+    CLASSIFIERS,
+    METHODS,
+    MODELS,
+    TASKS,
+    append_rows,
+    parse_sampler,
+    run,
+    write_summary,
+)
 
 
 def parse_observations(text: str) -> tuple[int, ...]:
@@ -32,6 +41,15 @@ def parse_observations(text: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
+def sampler_argument(text: str):
+    """``--sampler``: ``"sde:500"``, ``"ode-heun:50"``, ``"edm:18"``, ``"ode"``, ... -> a sampler
+    object (`gensbi_eqx.benchmark._runner.parse_sampler`)."""
+    try:
+        return parse_sampler(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gensbi_eqx.benchmark", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--observations", type=parse_observations, default=tuple(range(1, 11)),
                         help="sbibm observation numbers, e.g. 1-10 or 1,3,5 (default 1-10)")
     parser.add_argument("--num-samples", type=int, default=10_000)
-    parser.add_argument("--sampler", choices=("sde", "ode", "edm"), default=None,
-                        help="default: the method's own")
-    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: its own)")
+    parser.add_argument("--sampler", type=sampler_argument, default=None,
+                        help="sde[:steps], adaptive-sde, ode (adaptive Tsit5), "
+                             "ode-<solver>[:steps] (e.g. ode-heun:50), edm[:steps]; "
+                             "default: the method's own")
     parser.add_argument("--max-steps", type=int, default=10_000, help="training steps at most")
     parser.add_argument("--classifier", choices=sorted(CLASSIFIERS), default="sklearn",
                         help="C2ST classifier: sbibm's scikit-learn MLP or the JAX one")
@@ -63,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
         observations=args.observations,
         num_samples=args.num_samples,
         sampler=args.sampler,
-        steps=args.steps,
         max_steps=args.max_steps,
         classifier=args.classifier,
         seed=args.seed,

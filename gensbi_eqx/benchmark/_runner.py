@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import diffrax
 import jax
 import jax.random as jr
 import numpy as np
@@ -26,7 +27,9 @@ from ..api import fit
 from ..diagnostics import c2st, c2st_jax
 from ..methods import EDM, VESDE, VPSDE, FlowMatching
 from ..models import Flux1, Flux1Joint, Simformer
+from ..samplers import ODE, SDE, AbstractSampler, AdaptiveSDE, EDMSampler, default_sampler
 from ..tasks import SLCP, GaussianLinear, GaussianMixture, TwoMoons
+from ..training import Training
 
 TASKS = {
     "two_moons": TwoMoons,
@@ -41,6 +44,17 @@ MODELS = {
 }
 METHODS = {"ve": VESDE, "vp": VPSDE, "fm": FlowMatching, "edm": EDM}
 CLASSIFIERS = {"sklearn": c2st, "jax": c2st_jax}
+# The diffrax ODE solvers a sampler may name on the command line, ``ode-<solver>[:steps]``.
+ODE_SOLVERS = {
+    "euler": diffrax.Euler,
+    "heun": diffrax.Heun,
+    "midpoint": diffrax.Midpoint,
+    "ralston": diffrax.Ralston,
+    "bosh3": diffrax.Bosh3,
+    "tsit5": diffrax.Tsit5,
+    "dopri5": diffrax.Dopri5,
+    "dopri8": diffrax.Dopri8,
+}
 CLASSIFIER_NAMES = {"sklearn": "MLP (sbibm, scikit-learn)", "jax": "MLP (JAX)"}
 
 COLUMNS = (
@@ -72,12 +86,57 @@ def _choice(value: str, choices: dict, argument: str) -> None:
         raise ValueError(f"`{argument}` must be one of {sorted(choices)}, got {value!r}.")
 
 
-def _steps_run(method, sampler, steps):
-    """The steps a sample call runs with: the given ones, else a method's default ones when no
-    sampler was named either, else "" (the sampler's own default)."""
-    if steps is None and sampler is None:
-        steps = method.default_steps
-    return "" if steps is None else steps
+def parse_sampler(text: str) -> AbstractSampler:
+    """A sampler from its command-line spelling: ``"sde"`` or ``"sde:500"`` (`SDE`),
+    ``"adaptive-sde"`` (`AdaptiveSDE`), ``"ode"`` (adaptive Tsit5, `ODE()`), ``"ode-heun:50"``
+    (``ODE(diffrax.Heun(), steps=50)``; any solver of ``ODE_SOLVERS``, adaptive without
+    ``:steps``), ``"edm"`` or ``"edm:18"`` (`EDMSampler`). Raises ValueError otherwise."""
+    name, colon, count = text.strip().lower().partition(":")
+    steps = None
+    if colon:
+        try:
+            steps = int(count)
+        except ValueError:
+            raise ValueError(f"the steps after ':' must be an integer, got {text!r}.") from None
+        if steps < 1:
+            raise ValueError(f"the steps after ':' must be positive, got {text!r}.")
+    at = {} if steps is None else {"steps": steps}
+    if name == "sde":
+        return SDE(**at)
+    if name == "edm":
+        return EDMSampler(**at)
+    if name == "adaptive-sde" and steps is None:
+        return AdaptiveSDE()
+    if name == "ode" and steps is None:
+        return ODE()
+    solver = name.removeprefix("ode-") if name.startswith("ode-") else None
+    if solver in ODE_SOLVERS:
+        return ODE(ODE_SOLVERS[solver](), **at)
+    raise ValueError(
+        f"unknown sampler {text!r}; expected sde[:steps], adaptive-sde, ode (adaptive Tsit5), "
+        f"ode-<solver>[:steps] with a solver in {sorted(ODE_SOLVERS)}, or edm[:steps]."
+    )
+
+
+def sampler_label(sampler: AbstractSampler) -> tuple[str, int | str]:
+    """``(name, steps)`` for the results table, in the spelling of `parse_sampler`; steps are
+    ``""`` where the solver chooses them."""
+    steps = getattr(sampler, "steps", None)
+    steps = "" if steps is None else steps
+    if isinstance(sampler, SDE):
+        return "sde", steps
+    if isinstance(sampler, AdaptiveSDE):
+        return "adaptive-sde", steps
+    if isinstance(sampler, EDMSampler):
+        return "edm", steps
+    if isinstance(sampler, ODE):
+        solver = next(
+            (name for name, kind in ODE_SOLVERS.items() if type(sampler.solver) is kind), None
+        )
+        if solver == "tsit5" and steps == "":
+            return "ode", steps
+        return f"ode-{solver or type(sampler.solver).__name__.lower()}", steps
+    return type(sampler).__name__.lower(), steps
 
 
 def run(
@@ -89,8 +148,7 @@ def run(
     method: str = "ve",
     observations: Sequence[int] = tuple(range(1, 11)),
     num_samples: int = 10_000,
-    sampler: str | None = None,
-    steps: int | None = None,
+    sampler: AbstractSampler | None = None,
     max_steps: int = 10_000,
     classifier: str = "sklearn",
     seed: int = 0,
@@ -98,6 +156,11 @@ def run(
 ) -> list[dict]:
     """Train one estimator on ``simulations`` draws of ``task`` and score its posterior at each
     reference observation (sbibm numbering, 1-10) by C2ST against the reference samples.
+
+    ``task``, ``model``, ``method`` and ``classifier`` are keys of ``TASKS``, ``MODELS``,
+    ``METHODS`` and ``CLASSIFIERS``; ``sampler`` is a sampler object such as
+    ``gs.SDE(steps=500)`` (default: the method's, `gensbi_eqx.samplers.default_sampler`);
+    ``max_steps`` bounds the training steps.
 
     Returns one row (a dict with the keys of ``COLUMNS``) per observation.
     """
@@ -108,6 +171,15 @@ def run(
     observations = tuple(observations)
     if not observations or any(not 1 <= i <= 10 for i in observations):
         raise ValueError(f"`observations` must be numbers in 1..10, got {observations}.")
+    generative = METHODS[method]()
+    sampler = default_sampler(generative) if sampler is None else sampler
+    if not isinstance(sampler, AbstractSampler):
+        raise TypeError(
+            f"`sampler` must be a sampler such as gs.SDE(steps=500), got {sampler!r}; on the "
+            "command line, a string such as 'sde:500' (see parse_sampler)."
+        )
+    sampler.check_method(generative)  # before training, not after it
+    training = Training(max_steps=max_steps)
     problem = TASKS[task]()
     references = [problem.reference(i) for i in observations]
 
@@ -119,22 +191,22 @@ def run(
         key_fit,
         MODELS[model](data, key_model),
         data,
-        method=METHODS[method](),
-        max_steps=max_steps,
+        method=generative,
+        training=training,
         progress=progress,
     )
     jax.block_until_ready(estimator.model)
     train_seconds = time.perf_counter() - start
 
+    sampler_name, sampler_steps = sampler_label(sampler)
     common = {
         "date": datetime.date.today().isoformat(),
         "task": task,
         "simulations": simulations,
         "model": model,
         "method": method,
-        "sampler": sampler or estimator.method.default_sampler,
-        # The steps the sampler ran with: a method's default ones when neither was given.
-        "steps": _steps_run(estimator.method, sampler, steps),
+        "sampler": sampler_name,
+        "steps": sampler_steps,
         "classifier": classifier,
         "train_seconds": round(train_seconds, 1),
         "train_steps": len(estimator.history.train_loss),
@@ -152,7 +224,7 @@ def run(
     for reference, k_sample, k_c2st in zip(bar, keys, c2st_keys):
         start = time.perf_counter()
         samples = estimator.sample(
-            k_sample, {"x": reference.observation}, num_samples, sampler=sampler, steps=steps
+            k_sample, {"x": reference.observation}, num_samples, sampler=sampler
         )["theta"]
         samples = np.asarray(jax.block_until_ready(samples))
         sample_seconds = time.perf_counter() - start

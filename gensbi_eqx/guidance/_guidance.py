@@ -2,9 +2,9 @@
 transform (Gloeckler et al. 2024, "All-in-one simulation-based inference", Sec. 3.3).
 
 ``interval(denoiser, lower, upper)`` and ``linear(denoiser, A, b)`` return a denoiser whose score
-is the inner score plus ``grad_y log P(constraint | y_t)``, so every sampler (``sample_sde``,
-``sample_ode``, ``sample_edm``, ``sample_conditionals``) draws from the constrained law without
-knowing that it is guided.
+is the inner score plus ``grad_y log P(constraint | y_t)``, so every sampler (``SDE``, ``ODE``,
+``EDMSampler``, through ``sample_conditionals``) draws from the constrained law without knowing
+that it is guided.
 
 **The math.** At time ``t``, with path ``y = alpha x0 + sigma eps`` and the inner estimates
 ``(x0_hat(y), eps_hat(y))``, a constraint is a set of directions ``d_j`` (rows of ``A``, or unit
@@ -50,7 +50,7 @@ keep one term, entries without bounds add none), and ``g = grad_y l`` holding ``
 - ``scale`` multiplies every ``k_j``; 1 is calibrated. Below 1 the constraint is flattened
   (``log Phi`` scales like ``scale^2``) and, even at low noise, the score holds draws outside:
   at ``scale = 0.25`` only 40% of draws land in an interval holding 31% of the conditional's
-  mass, where they should all be (RePaint resampling, ``sample_sde(..., resample_steps=1)``,
+  mass, where they should all be (RePaint resampling, ``Resampled(SDE(), rounds=1)``,
   raises it to 48%).
 
 Why ``Phi`` rather than the logistic of the Simformer paper (``log_sigmoid(k (x0 - lower))``):
