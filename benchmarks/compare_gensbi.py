@@ -51,7 +51,7 @@ Measures:
    ``--round-steps``, draw ``--num-samples`` posterior samples after each round and score
    them by C2ST (scikit-learn's MLP, as sbibm) against the reference; stop at C2ST <= 0.55 or
    at ``--max-train-steps``. Both learning-rate schedules span ``--max-train-steps`` (GenSBI's
-   ``nsteps`` is set to it, ours is ``optimizer_for(1e-3, max_train_steps, 1.0)``), neither
+   ``nsteps`` is set to it, ours is ``default_optimizer(max_train_steps)``), neither
    validates nor stops early. Ours runs ``fit``'s fused train steps with ``gs.FlowMatching()``
    and ``gs.VESDE()`` (``--e2e-methods``); GenSBI runs its loop's train and EMA steps and
    samples with ``pipeline.sample``. Time to the target = training time of all rounds up to it
@@ -79,7 +79,6 @@ import contextlib
 import datetime
 import functools
 import importlib.metadata
-import inspect
 import json
 import os
 import platform
@@ -186,7 +185,7 @@ class OursWorker:
         # What `fit` trains on: the training rows, standardised with their own statistics.
         self.standardiser = Standardiser.fit(rows)
         self.x_train = self.standardiser(rows)
-        self.masks = StructuredMasks(tuple(self.layout.node_mask(("theta",)).tolist()))
+        self.masks = StructuredMasks().bind(self.layout)
         self.config = dict(config)
         self.estimators = {}
         self.e2e = {}
@@ -233,11 +232,11 @@ class OursWorker:
     def _step_pieces(self, seed: int, max_steps: int = 10_000):
         import equinox as eqx
 
-        from gensbi_eqx.training import optimizer_for
+        from gensbi_eqx.training import default_optimizer
 
         model = self._model("matched", seed)
         # `fit`'s defaults: learning_rate 1e-3, max_steps 10,000, gradient_clip 1.0.
-        optimizer = optimizer_for(1e-3, max_steps, 1.0)
+        optimizer = default_optimizer(max_steps)
         opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
         return model, optimizer, opt_state
 
@@ -358,12 +357,14 @@ class OursWorker:
         model = self._model(model_kind, seed)
         start = time.perf_counter()
         est = gs.fit(jr.key(seed), model, self.data, method=self._method(method),
-                     max_steps=train_steps, batch_size=batch_size, progress=False)
+                     training=gs.Training(max_steps=train_steps, batch_size=batch_size),
+                     progress=False)
         jax.block_until_ready(est.model)
         seconds = time.perf_counter() - start
         self.estimators[method] = est
         return {"train_s": seconds, "parameters": est.num_parameters,
-                "sampler": est.method.default_sampler, "max_rss_mib": max_rss_mib()}
+                "sampler": repr(gs.samplers.default_sampler(est.method)),
+                "max_rss_mib": max_rss_mib()}
 
     def sample(self, method: str, seed: int, num_samples: int,
                save_path: str | None = None) -> dict:
@@ -383,32 +384,31 @@ class OursWorker:
     def nfe(self, method: str, num_draws: int, seed: int) -> dict:
         """Network evaluations of the default sampler for ``num_samples`` draws at once.
 
-        SDE: its fixed step count. Adaptive ODE: the draws are one vmapped solve, so every
-        draw pays for the slowest one; the sampler's own diffeqsolve is repeated here on
-        ``num_draws`` draws to read diffrax's step counts (Tsit5: 6 evaluations per step,
-        accepted or rejected, + 1)."""
+        Fixed steps: the sampler's own count (``sampler.evaluations``). Adaptive ODE: the draws
+        are one vmapped solve, so every draw pays for the slowest one; the sampler's own solve
+        is repeated here on ``num_draws`` draws to read diffrax's step counts (Tsit5: 6
+        evaluations per step, accepted or rejected, + 1)."""
         import diffrax
         import equinox as eqx
         import jax
         import jax.numpy as jnp
         import jax.random as jr
 
-        from gensbi_eqx.api import Estimator
-        from gensbi_eqx.sampling import _solve
+        import gensbi_eqx as gs
+        from gensbi_eqx.samplers._base import initial_state, reverse_ode_field
 
         est = self.estimators[method]
-        sampler = est.method.default_sampler
-        if sampler == "sde":
-            steps = inspect.signature(_solve.sample_sde).parameters["steps"].default
-            return {"nfe": steps, "how": f"Euler-Maruyama, {steps} fixed steps"}
-        if sampler != "ode":
-            return {"nfe": None, "how": sampler}
-        if est.method.default_steps is not None:
-            steps = est.method.default_steps
-            return {"nfe": 2 * steps, "how": f"Heun, {steps} fixed steps"}
-        defaults = inspect.signature(Estimator.sample).parameters
-        rtol, atol = defaults["rtol"].default, defaults["atol"].default
-        max_steps = inspect.signature(_solve.sample_ode).parameters["max_steps"].default
+        sampler = gs.samplers.default_sampler(est.method)
+        if sampler.evaluations is not None:
+            if isinstance(sampler, gs.SDE):
+                how = f"Euler-Maruyama, {sampler.steps} fixed steps"
+            elif isinstance(sampler, gs.ODE):
+                how = f"{type(sampler.solver).__name__}, {sampler.steps} fixed steps"
+            else:
+                how = repr(sampler)
+            return {"nfe": sampler.evaluations, "how": how}
+        if not (isinstance(sampler, gs.ODE) and isinstance(sampler.solver, diffrax.Tsit5)):
+            return {"nfe": None, "how": repr(sampler)}
         mask = jnp.asarray(~self.layout.node_mask(("theta",)))
         given = np.concatenate([np.zeros(2, np.float32), self.x_o])
         y_cond = est.standardiser(jnp.asarray(given))
@@ -417,13 +417,8 @@ class OursWorker:
         @eqx.filter_jit
         def steps(denoiser, keys):
             def one(key):
-                y0 = _solve._initial(key, denoiser, y_cond, mask)
-                solution = diffrax.diffeqsolve(
-                    diffrax.ODETerm(_solve._reverse_ode), diffrax.Tsit5(), t0=0.0, t1=1.0,
-                    dt0=None, y0=y0, args=(denoiser, mask), saveat=diffrax.SaveAt(t1=True),
-                    stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-                    max_steps=max_steps,
-                )
+                y0 = initial_state(key, denoiser, y_cond, mask)
+                solution = sampler.solve(diffrax.ODETerm(reverse_ode_field), y0, (denoiser, mask))
                 return solution.stats["num_steps"]
 
             return jax.vmap(one)(keys)
@@ -432,8 +427,9 @@ class OursWorker:
         return {
             "nfe": int(6 * counts.max() + 1),
             "nfe_mean_per_draw": float(6 * counts.mean() + 1),
-            "how": f"adaptive Tsit5, rtol={rtol:g}, atol={atol:g}: {counts.max()} steps for the "
-                   f"slowest of {num_draws:,} draws (mean {counts.mean():.1f})",
+            "how": f"adaptive Tsit5, rtol={sampler.rtol:g}, atol={sampler.atol:g}: "
+                   f"{counts.max()} steps for the slowest of {num_draws:,} draws "
+                   f"(mean {counts.mean():.1f})",
         }
 
     # -- measure 4 ------------------------------------------------------------------------
@@ -443,10 +439,10 @@ class OursWorker:
         """A fresh model and optimizer state; `fit`'s fused steps, schedule over the cap."""
         import equinox as eqx
 
-        from gensbi_eqx.training import make_fused_train_steps, optimizer_for
+        from gensbi_eqx.training import default_optimizer, make_fused_train_steps
 
         model = self._model(model_kind, seed)
-        optimizer = optimizer_for(1e-3, max_train_steps, 1.0)
+        optimizer = default_optimizer(max_train_steps)
         per_call = 100
         self.e2e[method] = {
             "method": self._method(method),

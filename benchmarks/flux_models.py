@@ -7,11 +7,12 @@
         [--repeats 3] [--edm-problems two_moons] [--compile-only] [--quick]
 
 For every (model, problem) it prints the number of parameters; the train step exactly as `fit`
-builds it (`make_train_step` with `optimizer_for`, posterior masks for Flux1, structured masks
-for Flux1Joint): its compile time and its median time over ``--steps`` steps after a warm-up;
+builds it (`make_train_step` with `default_optimizer`, posterior masks for Flux1, structured
+masks for Flux1Joint): its compile time and its median time over ``--steps`` steps after a warm-up;
 the time to draw ``--num-samples`` posterior samples ``p(theta | x_o)`` with ``Estimator.sample``
-(flow matching, fixed-step Heun with ``--sample-steps`` steps, i.e. ``2 * steps`` network
-evaluations; on the ``--edm-problems`` also EDM's 18-step Heun sampler, 35 evaluations), median
+(flow matching, ``gs.ODE(diffrax.Heun(), steps=--sample-steps)``, i.e. ``2 * steps`` network
+evaluations; on the ``--edm-problems`` also EDM's 18-step Heun sampler, ``gs.EDMSampler()``, 35
+evaluations), median
 over ``--repeats`` calls after a first call that includes compilation; and memory: XLA's
 ``memory_analysis`` of the compiled train step and of the compiled sampler for
 ``--num-samples`` draws (temporaries + arguments + outputs, less aliased buffers) and the
@@ -45,6 +46,7 @@ import resource
 import statistics
 import time
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -54,7 +56,7 @@ import numpy as np
 import gensbi_eqx as gs
 from gensbi_eqx.data import NodeLayout, Standardiser
 from gensbi_eqx.sampling import sample_conditionals
-from gensbi_eqx.training import PosteriorMasks, StructuredMasks, make_train_step, optimizer_for
+from gensbi_eqx.training import PosteriorMasks, StructuredMasks, default_optimizer, make_train_step
 
 MIB = 2**20
 
@@ -130,8 +132,8 @@ def mask_sampler_for(model, layout: NodeLayout):
     Flux1Joint."""
     fixed = model.fixed_condition_mask
     if fixed is not None:
-        return PosteriorMasks(tuple(not c for c in fixed))
-    return StructuredMasks(tuple(layout.node_mask(("theta",)).tolist()))
+        return PosteriorMasks(is_parameter=tuple(not c for c in fixed))
+    return StructuredMasks().bind(layout)
 
 
 def num_parameters(model) -> int:
@@ -159,7 +161,7 @@ def max_rss_mib() -> float:
 
 def compile_train_step(model, method, x_train, mask_sampler, batch_size: int):
     """Lower and compile the train step `fit` runs; ``(seconds, compiled, opt_state)``."""
-    optimizer = optimizer_for(1e-3, 10_000, 1.0)
+    optimizer = default_optimizer(10_000)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     step = make_train_step(method, mask_sampler, optimizer, batch_size, x_train.shape[1])
     start = time.perf_counter()
@@ -183,11 +185,11 @@ def time_train_step(compiled, x_train, model, opt_state, steps: int, warmup: int
     return statistics.median(times)
 
 
-def time_sampling(est, x_o, num_samples: int, repeats: int, **kwargs) -> tuple[float, float]:
+def time_sampling(est, x_o, num_samples: int, repeats: int, sampler) -> tuple[float, float]:
     """(first call incl. compile, median of ``repeats`` later calls), in seconds."""
 
     def draw(key):
-        return est.sample(key, {"x": x_o}, num_samples, **kwargs)["theta"]
+        return est.sample(key, {"x": x_o}, num_samples, sampler=sampler)["theta"]
 
     start = time.perf_counter()
     jax.block_until_ready(draw(jr.key(10)))
@@ -200,14 +202,14 @@ def time_sampling(est, x_o, num_samples: int, repeats: int, **kwargs) -> tuple[f
     return first, statistics.median(times)
 
 
-def sampler_memory(est, num_samples: int, sampler: str, steps: int | None):
+def sampler_memory(est, num_samples: int, sampler: gs.samplers.AbstractSampler):
     """(compile seconds, XLA bytes) of the compiled sampler `Estimator.sample` calls for
     ``p(theta | x)``: one condition, ``num_samples`` draws."""
     observed = jnp.asarray(~est.layout.node_mask(("theta",)))[None]
     y_cond = jnp.zeros(observed.shape)
     start = time.perf_counter()
     compiled = sample_conditionals.lower(
-        jr.key(0), est.denoiser, y_cond, observed, num_samples, sampler, steps
+        jr.key(0), est.denoiser, y_cond, observed, num_samples, sampler
     ).compile()
     return time.perf_counter() - start, xla_bytes(compiled)
 
@@ -215,8 +217,8 @@ def sampler_memory(est, num_samples: int, sampler: str, steps: int | None):
 def make_estimator(key, model, method, data, train_steps: int, batch_size: int):
     if train_steps > 0:
         return gs.fit(
-            key, model, data, method=method, max_steps=train_steps, batch_size=batch_size,
-            progress=False,
+            key, model, data, method=method,
+            training=gs.Training(max_steps=train_steps, batch_size=batch_size), progress=False,
         )
     layout = NodeLayout.from_data(data)
     return gs.Estimator(model, method, layout, Standardiser.fit(layout.flatten(data)))
@@ -263,11 +265,12 @@ def run_row(model_name, problem, args, hyperparameters, edm_method) -> dict:
     row["num_samples"] = num_samples
     row["memory_samples"] = args.num_samples
     x_o = simulate(problem, jr.key(5), 1, args.num_times)["x"][0]
-    samplers = [("fm", method, dict(sampler="ode", steps=args.sample_steps),
-                 f"flow matching, Heun {args.sample_steps} steps", 2 * args.sample_steps)]
+    samplers = [("fm", method, gs.ODE(diffrax.Heun(), steps=args.sample_steps),
+                 f"flow matching, Heun {args.sample_steps} steps")]
     if edm_method is not None and problem in args.edm_problems.split(","):
-        samplers.append(("edm", edm_method, dict(sampler="edm"), "EDM, Heun 18 steps", 35))
-    for label, sampling_method, kwargs, description, evaluations in samplers:
+        samplers.append(("edm", edm_method, gs.EDMSampler(steps=18), "EDM, Heun 18 steps"))
+    for label, sampling_method, sampler, description in samplers:
+        evaluations = sampler.evaluations
         start = time.perf_counter()
         est = make_estimator(
             jr.key(3), model, sampling_method, data, args.train_steps, args.batch_size
@@ -275,15 +278,13 @@ def run_row(model_name, problem, args, hyperparameters, edm_method) -> dict:
         if args.train_steps > 0:
             print(f"{description}: fit {args.train_steps} steps in "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
-        compile_s, num_bytes = sampler_memory(
-            est, args.num_samples, kwargs["sampler"], kwargs.get("steps")
-        )
+        compile_s, num_bytes = sampler_memory(est, args.num_samples, sampler)
         row[f"{label}_bytes"] = num_bytes
         row[f"{label}_evaluations"] = evaluations
         print(f"{args.num_samples:,} samples, {description} ({evaluations} network evaluations): "
               f"compile {compile_s:.1f} s, XLA memory {mib(num_bytes)} MiB", flush=True)
         if not args.compile_only:
-            first, median = time_sampling(est, x_o, num_samples, args.repeats, **kwargs)
+            first, median = time_sampling(est, x_o, num_samples, args.repeats, sampler)
             row[f"{label}_s"] = median
             print(f"{num_samples:,} samples, {description}: median {median:.2f} s "
                   f"(first call incl. compile {first:.1f} s)", flush=True)

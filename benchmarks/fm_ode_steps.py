@@ -17,6 +17,7 @@ import platform
 import time
 from pathlib import Path
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -25,13 +26,13 @@ import numpy as np
 import gensbi_eqx as gs
 from gensbi_eqx.diagnostics import c2st
 
-SETTINGS = [
-    ("Tsit5, rtol = atol = 1e-5", {"rtol": 1e-5, "atol": 1e-5}),
-    ("Tsit5, rtol = atol = 1e-3", {"rtol": 1e-3, "atol": 1e-3}),
-    ("Tsit5, rtol = atol = 1e-2", {"rtol": 1e-2, "atol": 1e-2}),
-    ("Heun, 5 steps", {"steps": 5}),
-    ("Heun, 10 steps", {"steps": 10}),
-    ("Heun, 20 steps", {"steps": 20}),
+SAMPLERS = [
+    ("Tsit5, rtol = atol = 1e-5", gs.ODE(rtol=1e-5, atol=1e-5)),
+    ("Tsit5, rtol = atol = 1e-3", gs.ODE(rtol=1e-3, atol=1e-3)),
+    ("Tsit5, rtol = atol = 1e-2", gs.ODE(rtol=1e-2, atol=1e-2)),
+    ("Heun, 5 steps", gs.ODE(diffrax.Heun(), steps=5)),
+    ("Heun, 10 steps", gs.ODE(diffrax.Heun(), steps=10)),
+    ("Heun, 20 steps", gs.ODE(diffrax.Heun(), steps=20)),
 ]
 
 
@@ -49,12 +50,12 @@ def main():
     x_o = jnp.asarray(reference.observation).reshape(-1)
     rows = []
     for train_steps in args.train_steps:
-        est = gs.fit(jr.key(2), model, data, method=gs.FlowMatching(), max_steps=train_steps,
-                     progress=False)
-        for name, settings in SETTINGS:
+        est = gs.fit(jr.key(2), model, data, method=gs.FlowMatching(),
+                     training=gs.Training(max_steps=train_steps), progress=False)
+        for name, sampler in SAMPLERS:
             def draw():
-                return est.sample(jr.key(3), {"x": x_o}, args.num_samples, sampler="ode",
-                                  **settings)["theta"]
+                return est.sample(jr.key(3), {"x": x_o}, args.num_samples,
+                                  sampler=sampler)["theta"]
 
             jax.block_until_ready(draw())
             start = time.perf_counter()
@@ -72,8 +73,7 @@ def main():
         "| train steps | sampler | network evaluations | time (s) | C2ST |",
         "|---|---|---|---|---|",
         *(
-            f"| {t} | {n} | {2 * dict(SETTINGS)[n]['steps'] if 'steps' in dict(SETTINGS)[n] else 'adaptive'} "
-            f"| {s:.2f} | {c:.3f} |"
+            f"| {t} | {n} | {dict(SAMPLERS)[n].evaluations or 'adaptive'} | {s:.2f} | {c:.3f} |"
             for t, n, s, c in rows
         ),
     ]

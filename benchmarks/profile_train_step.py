@@ -5,7 +5,7 @@
 
 Two moons (10,000 simulations), the train step exactly as ``fit`` builds it
 (``make_train_step`` with ``gs.FlowMatching()``, ``StructuredMasks`` and
-``optimizer_for(1e-3, 10_000, 1.0)``), for the Simformer that benchmarks/compare_gensbi.py
+``default_optimizer(10_000)``), for the Simformer that benchmarks/compare_gensbi.py
 matches to GenSBI 0.3.4's default (``--model matched``: 605k parameters) or our default one.
 
 The step is timed untraced (median of ``--steps`` after a warm-up), then run ``--steps`` more
@@ -46,7 +46,7 @@ import gensbi_eqx as gs
 from gensbi_eqx._atomic import atomic_writer
 from gensbi_eqx.benchmark._runner import machine_description
 from gensbi_eqx.data import NodeLayout, Standardiser
-from gensbi_eqx.training import StructuredMasks, make_train_step, optimizer_for
+from gensbi_eqx.training import StructuredMasks, default_optimizer, make_train_step
 
 HERE = Path(__file__).resolve().parent
 # GenSBI 0.3.4's default two-moons Simformer in our hyperparameter names (compare_gensbi.py).
@@ -130,9 +130,9 @@ def two_moons_step(model_kind: str, batch_size: int):
     x_train = Standardiser.fit(rows)(rows)
     config = MATCHED if model_kind == "matched" else {}
     model = gs.Simformer.for_data(data, key=jr.key(1), **config)
-    optimizer = optimizer_for(1e-3, 10_000, 1.0)
+    optimizer = default_optimizer(10_000)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-    masks = StructuredMasks(tuple(layout.node_mask(("theta",)).tolist()))
+    masks = StructuredMasks().bind(layout)
     step = make_train_step(gs.FlowMatching(), masks, optimizer, batch_size, layout.num_scalars)
     return step, x_train, (model, model, opt_state), model
 

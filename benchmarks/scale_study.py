@@ -16,7 +16,7 @@ Every model sees ``T + theta_dim`` tokens in all.
 
 For every (model, T): the model at its default ``for_data`` size (``--override`` changes
 hyperparameters, e.g. ``--override num_heads=2 --override flux1.depth=4``); the train step
-exactly as ``fit`` builds it (``make_train_step`` with ``optimizer_for``, flow matching, dense
+exactly as ``fit`` builds it (``make_train_step`` with ``default_optimizer``, flow matching, dense
 attention, float32; ``PosteriorMasks`` for Flux1, ``StructuredMasks`` for the joint models) on
 ``--batch-size`` examples drawn from a training set of the same size; its parameter count; its
 compile time; and XLA's memory of the compiled step from ``memory_analysis`` (temporaries +
@@ -66,7 +66,7 @@ import gensbi_eqx as gs
 from gensbi_eqx._atomic import atomic_writer
 from gensbi_eqx.benchmark._runner import machine_description
 from gensbi_eqx.data import NodeLayout
-from gensbi_eqx.training import PosteriorMasks, StructuredMasks, make_train_step, optimizer_for
+from gensbi_eqx.training import PosteriorMasks, StructuredMasks, default_optimizer, make_train_step
 
 MIB = 2**20
 MODELS = ("flux1", "flux1joint", "simformer")
@@ -103,8 +103,8 @@ def mask_sampler_for(model, layout: NodeLayout):
     joint models."""
     fixed = model.fixed_condition_mask
     if fixed is not None:
-        return PosteriorMasks(tuple(not c for c in fixed))
-    return StructuredMasks(tuple(layout.node_mask(("theta",)).tolist()))
+        return PosteriorMasks(is_parameter=tuple(not c for c in fixed))
+    return StructuredMasks().bind(layout)
 
 
 def num_parameters(model) -> int:
@@ -184,7 +184,7 @@ def run_row(model_name: str, tokens: int, args, hyperparameters: dict, too_slow:
     hyper = dict(model.hyperparameters)
     itemsize = jnp.dtype(hyper["compute_dtype"]).itemsize
     row["scores_mib"] = args.batch_size * hyper["num_heads"] * layout.num_scalars**2 * itemsize / MIB
-    optimizer = optimizer_for(1e-3, 10_000, 1.0)
+    optimizer = default_optimizer(10_000)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     step = make_train_step(
         gs.FlowMatching(), mask_sampler_for(model, layout), optimizer, args.batch_size,
@@ -267,8 +267,8 @@ def markdown(rows: list[dict], header: dict, args) -> str:
         (f"problem: theta of {args.theta_dim} scalars + x of T data tokens (random values); Flux1 "
          "conditions on x shaped (N, T, 1), Flux1Joint and the Simformer have one token per "
          f"scalar; T + {args.theta_dim} tokens in all"),
-        ("train step as `fit` builds it (`make_train_step`, `optimizer_for`: clipped Adam + EMA), "
-         f"flow matching, float32, batch {args.batch_size}, dense attention (no edge mask); "
+        ("train step as `fit` builds it (`make_train_step`, `default_optimizer`: clipped Adam + "
+         f"EMA), flow matching, float32, batch {args.batch_size}, dense attention (no edge mask); "
          "condition masks: posterior for Flux1, structured mixture for the joint models"),
         ("attention: `jax.nn.dot_product_attention` with its default `implementation=None`, "
          "which falls back to XLA's (on CPU and GPU alike in jax 0.10) and materialises the "

@@ -13,13 +13,14 @@ import platform
 import statistics
 import time
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 
 import gensbi_eqx as gs
-from gensbi_eqx.training import StructuredMasks, make_train_step, optimizer_for
+from gensbi_eqx.training import StructuredMasks, default_optimizer, make_train_step
 
 
 def timed(fn, *args, repeats):
@@ -52,9 +53,10 @@ def main():
     method = gs.VESDE()
 
     # The train step exactly as `fit` builds it: loss, grad, clipped Adam, EMA.
-    optimizer = optimizer_for(1e-3, 10_000, 1.0)
+    optimizer = default_optimizer(10_000)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-    step = make_train_step(method, StructuredMasks((True, True, False, False)), optimizer, 256, 4)
+    masks = StructuredMasks(is_parameter=(True, True, False, False))
+    step = make_train_step(method, masks, optimizer, 256, 4)
     x_train = jnp.asarray(jr.normal(jr.key(2), (9_000, 4)))
 
     start = time.perf_counter()
@@ -79,17 +81,18 @@ def main():
     if args.train_step_only:
         return
     start = time.perf_counter()
-    est = gs.fit(jr.key(3), model, data, method=method, max_steps=args.train_steps, progress=False)
+    est = gs.fit(jr.key(3), model, data, method=method,
+                 training=gs.Training(max_steps=args.train_steps), progress=False)
     print(f"fit, {args.train_steps} steps incl. compile and validation: {time.perf_counter() - start:.0f} s")
 
     x_o = {"x": jnp.zeros(2)}
-    for label, kwargs in [
-        ("sde, Euler-Maruyama 500 steps", dict(sampler="sde")),
-        ("ode, adaptive Tsit5 rtol=atol=1e-3", dict(sampler="ode", rtol=1e-3, atol=1e-3)),
-        ("ode, adaptive Tsit5 rtol=atol=1e-5", dict(sampler="ode", rtol=1e-5, atol=1e-5)),
-        ("ode, Heun 50 steps", dict(sampler="ode", steps=50)),
+    for label, sampler in [
+        ("sde, Euler-Maruyama 500 steps", gs.SDE(steps=500)),
+        ("ode, adaptive Tsit5 rtol=atol=1e-3", gs.ODE(rtol=1e-3, atol=1e-3)),
+        ("ode, adaptive Tsit5 rtol=atol=1e-5", gs.ODE(rtol=1e-5, atol=1e-5)),
+        ("ode, Heun 50 steps", gs.ODE(diffrax.Heun(), steps=50)),
     ]:
-        fn = lambda k: est.sample(k, x_o, args.num_samples, **kwargs)["theta"]
+        fn = lambda k: est.sample(k, x_o, args.num_samples, sampler=sampler)["theta"]
         first, median = timed(fn, jr.key(4), repeats=args.repeats)
         print(f"{args.num_samples:,} posterior samples, {label}: median {median:.1f} s "
               f"(first call incl. compile {first:.1f} s)")

@@ -28,6 +28,7 @@ import argparse
 import time
 from pathlib import Path
 
+import diffrax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -79,8 +80,8 @@ def main():
     )
     start = time.perf_counter()
     est = gs.fit(
-        jr.key(2), model, data, method=gs.FlowMatching(), max_steps=args.steps, batch_size=64,
-        progress=not args.no_progress,
+        jr.key(2), model, data, method=gs.FlowMatching(),
+        training=gs.Training(max_steps=args.steps, batch_size=64), progress=not args.no_progress,
     )
     print(f"trained {est.num_parameters:,} parameters ({args.num_times} data tokens of 2 "
           f"channels, 4 parameter tokens) in {time.perf_counter() - start:.0f} s")
@@ -88,7 +89,10 @@ def main():
     theta_o = jnp.array([[2.2, 1.4, 1.8, 1.2]])  # alpha, beta, gamma, delta
     x_o = task.simulator(jr.key(3), theta_o)[0]  # (num_times, 2)
     start = time.perf_counter()
-    post = est.sample(jr.key(4), {"x": x_o}, args.num_samples, steps=args.sampler_steps)
+    post = est.sample(
+        jr.key(4), {"x": x_o}, args.num_samples,
+        sampler=gs.ODE(diffrax.Heun(), steps=args.sampler_steps),
+    )
     samples = np.asarray(post["theta"])
     print(f"drew {len(samples):,} posterior samples (ODE, Heun, {args.sampler_steps} steps) in "
           f"{time.perf_counter() - start:.0f} s")

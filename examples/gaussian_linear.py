@@ -66,7 +66,7 @@ def main():
     model = gs.Simformer.for_data(data, key=jr.key(1), **MODEL[size])
     start = time.perf_counter()
     est = gs.fit(
-        jr.key(2), model, data, method=gs.VESDE(), max_steps=args.steps,
+        jr.key(2), model, data, method=gs.VESDE(), training=gs.Training(max_steps=args.steps),
         progress=not args.no_progress,
     )
     print(f"trained {est.num_parameters:,} parameters in {time.perf_counter() - start:.0f} s")
@@ -75,7 +75,9 @@ def main():
     theta_o = task.prior.sample(jr.key(3), 1)
     x_o = task.simulator(jr.key(4), theta_o)[0]
     start = time.perf_counter()
-    post = est.sample(jr.key(5), {"x": x_o}, args.num_samples, steps=args.sampler_steps)
+    post = est.sample(
+        jr.key(5), {"x": x_o}, args.num_samples, sampler=gs.SDE(steps=args.sampler_steps)
+    )
     samples = np.asarray(post["theta"])  # (num_samples, dim)
     print(f"drew {len(samples):,} posterior samples (reverse SDE, {args.sampler_steps} steps) "
           f"in {time.perf_counter() - start:.0f} s")

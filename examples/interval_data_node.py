@@ -4,7 +4,7 @@
 
 Sometimes an observation is only known to lie in a range (a detector threshold, a reported
 interval). With a joint Simformer that is a query on the data node: leave ``x`` unobserved and
-pass ``constraints={"x": (lo, hi)}`` to ``est.sample``; guided diffusion then draws from the
+pass ``constraints=gs.Box({"x": (lo, hi)})`` to ``est.sample``; guided diffusion then draws from the
 joint ``p(theta, x | x in box)``. The example trains on 2-D Gaussian linear
 (``theta ~ N(0, 0.1 I)``, ``x | theta ~ N(theta, 0.1 I)``), asks for that joint, and compares it
 with the exact answer by rejection: simulate from the prior and the simulator, keep the pairs
@@ -76,7 +76,7 @@ def main():
     model = gs.Simformer.for_data(data, key=jr.key(1), **MODEL[size])
     start = time.perf_counter()
     est = gs.fit(
-        jr.key(2), model, data, method=gs.VESDE(), max_steps=args.steps,
+        jr.key(2), model, data, method=gs.VESDE(), training=gs.Training(max_steps=args.steps),
         progress=not args.no_progress,
     )
     print(f"trained {est.num_parameters:,} parameters in {time.perf_counter() - start:.0f} s")
@@ -84,8 +84,8 @@ def main():
     start = time.perf_counter()
     # Nothing is observed exactly ({}), x is restricted to the box: the joint given x in the box.
     guided = est.sample(
-        jr.key(3), {}, args.num_samples, constraints={"x": (LOWER, UPPER)},
-        steps=args.sampler_steps,
+        jr.key(3), {}, args.num_samples, constraints=gs.Box({"x": (LOWER, UPPER)}),
+        sampler=gs.SDE(steps=args.sampler_steps),
     )
     g_theta, g_x = np.asarray(guided["theta"]), np.asarray(guided["x"])
     print(f"drew {args.num_samples:,} guided joint samples (reverse SDE, {args.sampler_steps} "
@@ -134,7 +134,7 @@ def main():
     fig.savefig(plot_path, dpi=100)
     samples_path = args.out / "samples.npz"
     est_path = args.out / "estimator.eqx"
-    est.save(est_path)
+    gs.save(est_path, est)
     np.savez(samples_path, guided_theta=g_theta, guided_x=g_x, rejection_theta=r_theta,
              rejection_x=r_x, lower=LOWER, upper=UPPER)
     print(f"figure:    {plot_path}\nsamples:   {samples_path}\nestimator: {est_path}")

@@ -34,6 +34,7 @@ import argparse
 import time
 from pathlib import Path
 
+import diffrax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -85,8 +86,8 @@ def main():
     start = time.perf_counter()
     # Batch 128: with 4 + 2 * T tokens a step costs several times a two-moons step.
     est = gs.fit(
-        jr.key(2), model, data, method=gs.VESDE(), max_steps=args.steps, batch_size=128,
-        progress=not args.no_progress,
+        jr.key(2), model, data, method=gs.VESDE(),
+        training=gs.Training(max_steps=args.steps, batch_size=128), progress=not args.no_progress,
     )
     print(f"trained {est.num_parameters:,} parameters on {est.layout.num_scalars} tokens in "
           f"{time.perf_counter() - start:.0f} s")
@@ -112,8 +113,8 @@ def main():
         observed = gs.Series(x_o[: count // 2], obs_times[: count // 2])
         start = time.perf_counter()
         draws = est.sample(
-            key, {"x": observed}, args.num_samples, predict={"x": grids}, sampler="ode",
-            steps=args.sampler_steps,
+            key, {"x": observed}, args.num_samples, predict={"x": grids},
+            sampler=gs.ODE(diffrax.Heun(), steps=args.sampler_steps),
         )
         print(f"{count} observed: drew {args.num_samples:,} joint samples of theta and the "
               f"series on 3 x {args.grid_size} times in {time.perf_counter() - start:.0f} s")
@@ -169,7 +170,7 @@ def main():
     plot_path = args.out / "lotka_volterra.png"
     fig.savefig(plot_path, dpi=100)
     est_path = args.out / "estimator.eqx"
-    est.save(est_path)
+    gs.save(est_path, est)
     samples = ", ".join(str(args.out / f"samples_{c}.npz") for c in COUNTS)
     print(f"figure:    {plot_path}\nsamples:   {samples}\nestimator: {est_path}")
 

@@ -69,6 +69,7 @@ def run(args) -> None:
         # CPU devices of different processes talk through gloo; GPUs use NCCL by themselves.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    import diffrax
     import jax.numpy as jnp
     import jax.random as jr
     import numpy as np
@@ -84,19 +85,19 @@ def run(args) -> None:
     model = gs.Simformer.for_data(data, key=jr.key(1))
     start = time.perf_counter()
     est = gs.fit(
-        jr.key(2), model, data, method=gs.VESDE(), max_steps=args.steps, devices=jax.devices(),
-        progress=not args.no_progress and me == 0,
+        jr.key(2), model, data, method=gs.VESDE(), training=gs.Training(max_steps=args.steps),
+        devices=jax.devices(), progress=not args.no_progress and me == 0,
     )
     print(f"process {me}: trained {len(est.history.train_loss)} steps in "
           f"{time.perf_counter() - start:.1f} s, last loss {est.history.train_loss[-1]:.4f}",
           flush=True)
     if me == 0:
         # Every process holds the same weights; one of them samples (on its own devices).
-        post = est.sample(jr.key(3), {"x": jnp.zeros(2)}, args.num_samples, steps=50,
-                          sampler="ode", devices=None)
+        post = est.sample(jr.key(3), {"x": jnp.zeros(2)}, args.num_samples,
+                          sampler=gs.ODE(diffrax.Heun(), steps=50), devices=None)
         args.out.mkdir(parents=True, exist_ok=True)
         np.save(args.out / "posterior_samples.npy", np.asarray(post["theta"]))
-        est.save(args.out / "estimator.eqx")
+        gs.save(args.out / "estimator.eqx", est)
         print(f"wrote {args.out / 'posterior_samples.npy'} and {args.out / 'estimator.eqx'}")
     if args.num_processes > 1:
         jax.distributed.shutdown()

@@ -13,15 +13,16 @@ at the grid times) and ``x`` (10 points of 3 compartments, at their own random t
 to minutes.)
 
 The model is trained on the posterior conditional ``p(rates, beta | x)`` only
-(``condition_masks="posterior"``), by flow matching. The query observes a new epidemic (a true
-theta from the prior) at 10 fresh random times per compartment and asks for ``beta`` on a
-DIFFERENT grid, ``linspace(1, 49, 20)``, none of whose times is a training grid time:
-``est.sample(..., {"x": gs.Series(x_o, t_o)}, predict={"beta": query_grid})`` returns
-``rates`` and ``beta`` at the query times, from the same draws. The printout gives the share
-of query times whose true ``beta`` (the linear interpolation of the true grid values, as the
-ODE sees it) lies inside the posterior's 90% band, and the mean band width next to the prior's
-(prior draws, interpolated the same way). ``beta`` is only identifiable while the epidemic runs:
-once the infected are gone (or the susceptibles used up) the band goes back to the prior's.
+(``condition_masks=gs.PosteriorMasks(parameters=("rates", "beta"))``), by flow matching. The
+query observes a new epidemic (a true theta from the prior) at 10 fresh random times per
+compartment and asks for ``beta`` on a DIFFERENT grid, ``linspace(1, 49, 20)``, none of whose
+times is a training grid time: ``est.sample(..., {"x": gs.Series(x_o, t_o)}, predict={"beta":
+query_grid})`` returns ``rates`` and ``beta`` at the query times, from the same draws. The
+printout gives the share of query times whose true ``beta`` (the linear interpolation of the
+true grid values, as the ODE sees it) lies inside the posterior's 90% band, and the mean band
+width next to the prior's (prior draws, interpolated the same way). ``beta`` is only
+identifiable while the epidemic runs: once the infected are gone (or the susceptibles used up)
+the band goes back to the prior's.
 
 Why flow matching and the posterior only: on a CPU budget the library's defaults learn beta
 slowly. With a depth-2 model, 3,000 steps, this truth and another draw of observation times,
@@ -47,6 +48,7 @@ import argparse
 import time
 from pathlib import Path
 
+import diffrax
 import jax.random as jr
 import numpy as np
 from matplotlib.figure import Figure
@@ -103,8 +105,9 @@ def main():
     # by flow matching: on a CPU budget both learn beta much faster than the defaults (see the
     # docstring).
     est = gs.fit(
-        jr.key(2), model, data, method=gs.FlowMatching(), parameters=("rates", "beta"),
-        condition_masks="posterior", max_steps=args.steps, batch_size=128,
+        jr.key(2), model, data, method=gs.FlowMatching(),
+        condition_masks=gs.PosteriorMasks(parameters=("rates", "beta")),
+        training=gs.Training(max_steps=args.steps, batch_size=128),
         progress=not args.no_progress,
     )
     print(f"trained {est.num_parameters:,} parameters on {est.layout.num_scalars} tokens in "
@@ -124,7 +127,7 @@ def main():
     start = time.perf_counter()
     draws = est.sample(
         jr.key(5), {"x": gs.Series(x_o, times_o)}, args.num_samples,
-        predict={"beta": query_grid}, sampler="ode", steps=args.sampler_steps,
+        predict={"beta": query_grid}, sampler=gs.ODE(diffrax.Heun(), steps=args.sampler_steps),
     )
     rates, beta = np.asarray(draws["rates"]), np.asarray(draws["beta"])  # (S, 2), (S, 20)
     print(f"drew {args.num_samples:,} joint samples of the rates and beta(query grid) in "

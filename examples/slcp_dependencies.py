@@ -6,24 +6,26 @@ sbibm's SLCP task (``gs.tasks.SLCP``): a 5-D parameter sets the mean and covaria
 Gaussian, and ``x`` is four i.i.d. draws from it, flattened as ``(u1, v1, u2, v2, ..., u4, v4)``.
 So each draw depends on ``theta``, the two coordinates of one draw depend on each other (they
 are correlated), and the four draws are independent given ``theta``. The example declares that
-as a ``gs.Dependencies`` graph and trains with ``mask_policy="undirected"`` (the moral graph):
-a draw's tokens never attend to another draw's, which is what the Simformer paper's graph-masked
-SLCP runs use. It then samples the posterior for one observation (whose ``theta`` is known) and
-draws a pairplot with the true parameter marked. The posterior has up to four modes: the
-simulator sees ``theta[2]`` and ``theta[3]`` only through their squares.
+as a ``gs.Dependencies`` graph and trains with ``attention=gs.UndirectedAttention(deps)`` (the
+moral graph): a draw's tokens never attend to another draw's, which is what the Simformer
+paper's graph-masked SLCP runs use. It then samples the posterior for one observation (whose
+``theta`` is known) and draws a pairplot with the true parameter marked. The posterior has up
+to four modes: the simulator sees ``theta[2]`` and ``theta[3]`` only through their squares.
 
 Writes ``pairplot.png``, ``posterior_samples.npy`` and ``estimator.eqx`` (the saved file keeps
-the dependencies and the policy) to ``--out`` (default ``outputs/slcp_dependencies``). With the
-defaults (10,000 simulations, 2,500 steps, 5,000 draws of the 50-step ODE) 7.0 minutes on a
-2-core CPU shared with other jobs: the four modes of ``theta[2], theta[3]`` show, but the
-posterior is still wide (SLCP needs far more training for an accurate posterior: the README's
-benchmark trains up to 10,000 steps). ``--small`` (a smoke test) 17 s including compilation.
+the attention policy with its dependencies) to ``--out`` (default
+``outputs/slcp_dependencies``). With the defaults (10,000 simulations, 2,500 steps, 5,000
+draws of the 50-step ODE) 7.0 minutes on a 2-core CPU shared with other jobs: the four modes of
+``theta[2], theta[3]`` show, but the posterior is still wide (SLCP needs far more training for
+an accurate posterior: the README's benchmark trains up to 10,000 steps). ``--small`` (a smoke
+test) 17 s including compilation.
 """
 
 import argparse
 import time
 from pathlib import Path
 
+import diffrax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -76,12 +78,12 @@ def main():
     model = gs.Simformer.for_data(data, key=jr.key(1), **MODEL[size])
     start = time.perf_counter()
     est = gs.fit(
-        jr.key(2), model, data, method=gs.VESDE(), dependencies=deps,
-        mask_policy="undirected", max_steps=args.steps, progress=not args.no_progress,
+        jr.key(2), model, data, method=gs.VESDE(), attention=gs.UndirectedAttention(deps),
+        training=gs.Training(max_steps=args.steps), progress=not args.no_progress,
     )
     print(f"trained {est.num_parameters:,} parameters in {time.perf_counter() - start:.0f} s")
     # The undirected mask does not depend on what is observed; evaluate it once to show it.
-    mask = np.asarray(est.edge_mask(jnp.zeros(est.layout.num_scalars, bool)))
+    mask = np.asarray(est.attention(jnp.zeros(est.layout.num_scalars, bool)))
     print(f"attention mask: {mask.sum()} of {mask.size} token pairs (theta: 5 tokens, x: 8); "
           f"a draw's tokens see theta and each other, not the other draws")
 
@@ -91,7 +93,8 @@ def main():
     # The fixed-step probability-flow ODE (Heun) is the cheap sampler; the default reverse SDE
     # (500 steps) is about five times slower.
     post = est.sample(
-        jr.key(4), {"x": x_o}, args.num_samples, sampler="ode", steps=args.sampler_steps
+        jr.key(4), {"x": x_o}, args.num_samples,
+        sampler=gs.ODE(diffrax.Heun(), steps=args.sampler_steps),
     )
     samples = np.asarray(post["theta"])
     print(f"drew {len(samples):,} posterior samples (ODE, Heun, {args.sampler_steps} steps) in "
@@ -113,7 +116,7 @@ def main():
     samples_path = args.out / "posterior_samples.npy"
     np.save(samples_path, samples)
     est_path = args.out / "estimator.eqx"
-    est.save(est_path)
+    gs.save(est_path, est)
     print(f"pairplot:          {plot_path}\nposterior samples: {samples_path}\n"
           f"estimator:         {est_path}")
 

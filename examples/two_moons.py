@@ -50,7 +50,7 @@ def main():
 
     start = time.perf_counter()
     est = gs.fit(
-        jr.key(2), model, data, method=gs.VESDE(), max_steps=args.steps,
+        jr.key(2), model, data, method=gs.VESDE(), training=gs.Training(max_steps=args.steps),
         progress=not args.no_progress,
     )
     print(f"trained {est.num_parameters:,} parameters in {time.perf_counter() - start:.0f} s "
@@ -59,7 +59,8 @@ def main():
     x_o = jnp.array([0.0, 0.0])  # the classic observation: the posterior is two crescents
     start = time.perf_counter()
     # A loose ODE tolerance is plenty for a plot and takes a third of the evaluations of 1e-5.
-    post = est.sample(jr.key(3), {"x": x_o}, args.num_samples, sampler=args.sampler, rtol=1e-3, atol=1e-3)
+    sampler = gs.ODE(rtol=1e-3, atol=1e-3) if args.sampler == "ode" else gs.SDE(steps=500)
+    post = est.sample(jr.key(3), {"x": x_o}, args.num_samples, sampler=sampler)
     theta_samples = np.asarray(post["theta"])
     print(f"drew {len(theta_samples):,} posterior samples ({args.sampler}) in "
           f"{time.perf_counter() - start:.0f} s")
@@ -69,7 +70,7 @@ def main():
     plot_path = args.out / "pairplot.png"
     pairplot({"theta": theta_samples}, path=plot_path)
     est_path = args.out / "estimator.eqx"
-    est.save(est_path)
+    gs.save(est_path, est)
     print(f"posterior samples: {samples_path}\npairplot:          {plot_path}\n"
           f"estimator:         {est_path}")
 
