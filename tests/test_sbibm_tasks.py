@@ -353,7 +353,7 @@ def test_load_reference_bad_arguments(task, num, match, tmp_path):
 
 
 def test_gaussian_linear_reference_needs_dim_10():
-    with pytest.raises(ValueError, match="`dim` = 10.*`dim` = 3"):
+    with pytest.raises(ValueError, match="dim_theta = 10 and dim_x = 10; .* dim_theta = 3 and"):
         GaussianLinear(3).reference(1)
 
 
