@@ -91,10 +91,10 @@ class HodgkinHuxley(AbstractTask):
     reference thresholds one-step voltage jumps of 5 mV, which depends on the step size);
     (5) ``V`` is neither clipped nor cleaned of NaNs.
 
-    Every simulation checked over the prior box (random draws and all 128 corners, see
-    ``tests/test_simulator_tasks.py``) is finite. Parameters outside the box (e.g. ``C_m <= 0``)
-    can give non-finite ``x``, which is returned as is (``fit`` refuses such rows and counts
-    them).
+    Every simulation checked over the prior box (random draws in ``tests/test_task_contract.py``,
+    all 128 corners in ``tests/test_simulator_tasks.py``) is finite. Parameters outside the box
+    (e.g. ``C_m <= 0``) can give non-finite ``x``, which is returned as is (``fit`` refuses such
+    rows and counts them).
     """
 
     name: ClassVar[str] = "hodgkin_huxley"
