@@ -13,9 +13,7 @@ import subprocess
 import sys
 import zipfile
 
-import jax
 import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 import pytest
 
@@ -36,48 +34,13 @@ def _num_se(estimate, truth, se):
 
 # ---------------------------------------------------------------- simulators
 
-NEW_TASKS = [GaussianMixture(), SLCP()]
+# Shapes, dtypes, reproducibility and argument checks: tests/test_task_contract.py.
 
 
 def test_names_and_dims():
     assert GaussianMixture.name == "gaussian_mixture"
     assert GaussianMixture.dim_theta == GaussianMixture.dim_x == 2
     assert SLCP.name == "slcp" and SLCP.dim_theta == 5 and SLCP.dim_x == 8
-
-
-@pytest.mark.parametrize("task", NEW_TASKS, ids=lambda t: t.name)
-@pytest.mark.parametrize("n", [1, 16])
-def test_simulate_shapes(task, n):
-    theta, x = task.simulate(jr.key(0), n)
-    assert theta.shape == (n, task.dim_theta) and x.shape == (n, task.dim_x)
-    assert theta.dtype == jnp.float32 and x.dtype == jnp.float32
-    assert isinstance(theta, jax.Array) and isinstance(x, jax.Array)
-    assert np.all(np.isfinite(theta)) and np.all(np.isfinite(x))
-    assert task.prior.dim == task.dim_theta
-
-
-@pytest.mark.parametrize("task", NEW_TASKS, ids=lambda t: t.name)
-def test_simulate_deterministic(task):
-    a = task.simulate(jr.key(3), 50)
-    b = task.simulate(jr.key(3), 50)
-    c = task.simulate(jr.key(4), 50)
-    for left, right in zip(a, b):
-        np.testing.assert_array_equal(left, right)
-    assert not np.array_equal(a[1], c[1])
-
-
-@pytest.mark.parametrize("task", NEW_TASKS, ids=lambda t: t.name)
-def test_simulator_bad_theta(task):
-    bad = (5, task.dim_theta + 1)
-    with pytest.raises(ValueError, match=rf"`theta`.*\(n, {task.dim_theta}\).*\(5, {bad[1]}\)"):
-        task.simulator(jr.key(0), jnp.zeros(bad))
-
-
-@pytest.mark.parametrize("task", NEW_TASKS, ids=lambda t: t.name)
-@pytest.mark.parametrize("n", [0, -1])
-def test_simulate_bad_n(task, n):
-    with pytest.raises(ValueError, match="`n`"):
-        task.simulate(jr.key(0), n)
 
 
 @pytest.mark.parametrize("task, bound", [(GaussianMixture(), 10.0), (SLCP(), 3.0)])
@@ -353,7 +316,7 @@ def test_load_reference_bad_arguments(task, num, match, tmp_path):
 
 
 def test_gaussian_linear_reference_needs_dim_10():
-    with pytest.raises(ValueError, match="`dim` = 10.*`dim` = 3"):
+    with pytest.raises(ValueError, match="dim_theta = 10 and dim_x = 10; .* dim_theta = 3 and"):
         GaussianLinear(3).reference(1)
 
 

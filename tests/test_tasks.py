@@ -163,55 +163,13 @@ def test_distribution_bad_value(dist):
 
 
 # ---------------------------------------------------------------- tasks
-
-
-def _check_simulate(task, n):
-    theta, x = task.simulate(jr.key(0), n)
-    assert theta.shape == (n, task.dim_theta) and x.shape == (n, task.dim_x)
-    assert theta.dtype == jnp.float32 and x.dtype == jnp.float32
-    assert isinstance(theta, jax.Array) and isinstance(x, jax.Array)
-    assert np.all(np.isfinite(theta)) and np.all(np.isfinite(x))
-    assert task.prior.dim == task.dim_theta
-
-
-@SETTINGS
-@given(dim=DIMS)
-def test_gaussian_linear_simulate_shapes(dim):
-    _check_simulate(GaussianLinear(dim), 16)
-
-
-@pytest.mark.parametrize("n", [1, 16])
-def test_two_moons_simulate_shapes(n):
-    _check_simulate(TwoMoons(), n)
-
-
-@pytest.mark.parametrize("task", [TwoMoons(), GaussianLinear(3)], ids=lambda t: t.name)
-def test_simulate_deterministic(task):
-    a = task.simulate(jr.key(3), 50)
-    b = task.simulate(jr.key(3), 50)
-    c = task.simulate(jr.key(4), 50)
-    for left, right in zip(a, b):
-        np.testing.assert_array_equal(left, right)
-    assert not np.array_equal(a[1], c[1])
+# Shapes, dtypes, reproducibility and argument checks of every task: tests/test_task_contract.py.
 
 
 def test_names_and_dims():
     assert TwoMoons.name == "two_moons" and TwoMoons.dim_theta == 2 and TwoMoons.dim_x == 2
     task = GaussianLinear()
     assert task.name == "gaussian_linear" and task.dim == task.dim_theta == task.dim_x == 10
-
-
-@pytest.mark.parametrize("task", [TwoMoons(), GaussianLinear(3)], ids=lambda t: t.name)
-@pytest.mark.parametrize("n", [0, -1, True])
-def test_simulate_bad_n(task, n):
-    with pytest.raises(ValueError, match="`n`"):
-        task.simulate(jr.key(0), n)
-
-
-@pytest.mark.parametrize("task", [TwoMoons(), GaussianLinear(3)], ids=lambda t: t.name)
-def test_simulator_bad_theta(task):
-    with pytest.raises(ValueError, match=rf"`theta`.*\(n, {task.dim_theta}\).*\(5, 4\)"):
-        task.simulator(jr.key(0), jnp.zeros((5, 4)))
 
 
 # -- two moons

@@ -28,15 +28,12 @@ from ..diagnostics import c2st, c2st_jax
 from ..methods import EDM, VESDE, VPSDE, FlowMatching
 from ..models import Flux1, Flux1Joint, Simformer
 from ..samplers import ODE, SDE, AbstractSampler, AdaptiveSDE, EDMSampler, default_sampler
-from ..tasks import SLCP, GaussianLinear, GaussianMixture, TwoMoons
+from ..tasks import TASKS as ALL_TASKS
+from ..tasks import AbstractSBIBMTask
 from ..training import Training
 
-TASKS = {
-    "two_moons": TwoMoons,
-    "gaussian_linear": GaussianLinear,
-    "gaussian_mixture": GaussianMixture,
-    "slcp": SLCP,
-}
+# The tasks with sbibm references, which C2ST scores against.
+TASKS = {name: cls for name, cls in ALL_TASKS.items() if issubclass(cls, AbstractSBIBMTask)}
 MODELS = {
     "simformer": lambda data, key: Simformer.for_data(data, key=key),
     "flux1joint": lambda data, key: Flux1Joint.for_data(data, key=key),

@@ -7,10 +7,8 @@ Methods here and in the tasks are ``eqx.filter_jit``-compiled: they are mostly c
 level, where eager JAX would compile every small op separately for each new shape.
 """
 
-import functools
-import inspect
+import abc
 import math
-from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -20,6 +18,7 @@ import jax.scipy.linalg as jsl
 import numpy as np
 
 from .._custom_types import Array, ArrayLike, Float, Key
+from ._checks import check_shape, jit_checking_counts
 
 
 def _concrete(x: Array) -> np.ndarray | None:
@@ -47,42 +46,22 @@ def _as_float_array(value: ArrayLike, name: str, ndim: int) -> Float[Array, "...
     return array
 
 
-def check_num_samples(n: int, name: str = "n") -> None:
-    """Raise a ValueError unless ``n`` is a positive Python int (bools are refused)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"`{name}` must be a positive int, got {n!r}.")
+class AbstractDistribution(eqx.Module):
+    """A distribution over vectors of length ``dim``, as a task's prior needs: draws and a
+    log-density. Concrete distributions are final."""
+
+    dim: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def sample(self, key: Key, n: int) -> Float[Array, "num_samples dim"]:
+        """``n`` independent draws, shape ``(n, dim)``."""
+
+    @abc.abstractmethod
+    def log_prob(self, value: Float[Array, "*batch dim"]) -> Float[Array, "*batch"]:
+        """Log-density at ``value`` (shape ``(*batch, dim)``); ``-inf`` outside the support."""
 
 
-def jit_checking_counts(*names: str) -> Callable[[Callable], Callable]:
-    """``eqx.filter_jit``, after checking that the named arguments are positive ints.
-
-    The check runs on every call, outside the compiled function: the compile cache cannot tell
-    ``True`` from ``1``, so a check inside it would be skipped once ``1`` has been compiled.
-    """
-
-    def decorate(fn: Callable) -> Callable:
-        signature = inspect.signature(fn)
-        jitted = eqx.filter_jit(fn)
-
-        @functools.wraps(fn)
-        def checked(*args, **kwargs):
-            arguments = signature.bind(*args, **kwargs).arguments
-            for name in names:
-                if name in arguments:
-                    check_num_samples(arguments[name], name)
-            return jitted(*args, **kwargs)
-
-        return checked
-
-    return decorate
-
-
-def _check_last_axis(value: Array, dim: int) -> None:
-    if value.ndim == 0 or value.shape[-1] != dim:
-        raise ValueError(f"`value` must have shape (*batch, {dim}), got shape {value.shape}.")
-
-
-class Uniform(eqx.Module):
+class Uniform(AbstractDistribution):
     """Uniform on the box ``[low, high]``, independent per dimension.
 
     ``low``, ``high``: shape ``(dim,)`` with ``low < high`` elementwise.
@@ -124,13 +103,13 @@ class Uniform(eqx.Module):
     @eqx.filter_jit
     def log_prob(self, value: Float[Array, "*batch dim"]) -> Float[Array, "*batch"]:
         """Log-density at ``value`` (shape ``(*batch, dim)``); ``-inf`` outside the box."""
-        _check_last_axis(value, self.dim)
+        check_shape(value, "value", ("*batch", self.dim))
         inside = jnp.all((value >= self.low) & (value <= self.high), axis=-1)
         log_volume = jnp.sum(jnp.log(self.high - self.low))
         return jnp.where(inside, -log_volume, -jnp.inf).astype(jnp.result_type(value, self.low))
 
 
-class Normal(eqx.Module):
+class Normal(AbstractDistribution):
     """Multivariate normal ``N(loc, covariance)``.
 
     ``loc``: shape ``(dim,)``; ``covariance``: shape ``(dim, dim)``, symmetric positive definite.
@@ -181,7 +160,7 @@ class Normal(eqx.Module):
     @eqx.filter_jit
     def log_prob(self, value: Float[Array, "*batch dim"]) -> Float[Array, "*batch"]:
         """Log-density at ``value`` (shape ``(*batch, dim)``)."""
-        _check_last_axis(value, self.dim)
+        check_shape(value, "value", ("*batch", self.dim))
         batch_shape = value.shape[:-1]
         diff = (value - self.loc).reshape(-1, self.dim)
         # Whitening with the triangular factor avoids forming the inverse covariance.
@@ -190,3 +169,66 @@ class Normal(eqx.Module):
         half_log_det = jnp.sum(jnp.log(jnp.diag(self.cholesky)))
         log_norm = 0.5 * self.dim * math.log(2 * math.pi) + half_log_det
         return (-0.5 * mahalanobis - log_norm).reshape(batch_shape)
+
+
+class LogitNormal(AbstractDistribution):
+    """``low + (high - low) * sigmoid(z)`` with ``z ~ N(loc, scale^2)``, independent per dimension.
+
+    ``low``, ``high``, ``loc``, ``scale``: shape ``(dim,)``, ``low < high``, ``scale > 0``. The
+    Simformer paper's Lotka-Volterra prior is ``low = 1``, ``high = 3``, ``loc = 0``, ``scale = 1``.
+    """
+
+    low: Float[Array, " dim"]
+    high: Float[Array, " dim"]
+    loc: Float[Array, " dim"]
+    scale: Float[Array, " dim"]
+
+    def __init__(self, low: ArrayLike, high: ArrayLike, loc: ArrayLike, scale: ArrayLike):
+        arrays = {
+            name: _as_float_array(value, name, ndim=1)
+            for name, value in [("low", low), ("high", high), ("loc", loc), ("scale", scale)]
+        }
+        dim = arrays["low"].shape
+        for name, array in arrays.items():
+            if array.shape != dim:
+                raise ValueError(
+                    f"`{name}` must have the shape of `low`, {dim}, got shape {array.shape}."
+                )
+        low, high, scale = (_concrete(arrays[name]) for name in ("low", "high", "scale"))
+        if low is not None and high is not None and not np.all(low < high):
+            raise ValueError(
+                f"`low` must be strictly less than `high` elementwise, got low={low} and "
+                f"high={high}."
+            )
+        if scale is not None and not np.all(scale > 0):
+            raise ValueError(f"`scale` must be positive, got {scale}.")
+        self.low = arrays["low"]
+        self.high = arrays["high"]
+        self.loc = arrays["loc"]
+        self.scale = arrays["scale"]
+
+    @property
+    def dim(self) -> int:
+        return self.low.shape[0]
+
+    @jit_checking_counts("n")
+    def sample(self, key: Key, n: int) -> Float[Array, "num_samples dim"]:
+        """``n`` independent draws, shape ``(n, dim)``, strictly inside ``(low, high)``."""
+        z = self.loc + self.scale * jr.normal(key, (n, self.dim), self.low.dtype)
+        return self.low + (self.high - self.low) * jax.nn.sigmoid(z)
+
+    @eqx.filter_jit
+    def log_prob(self, value: Float[Array, "*batch dim"]) -> Float[Array, "*batch"]:
+        """Log-density at ``value`` (shape ``(*batch, dim)``); ``-inf`` outside ``(low, high)``."""
+        check_shape(value, "value", ("*batch", self.dim))
+        width = self.high - self.low
+        u = (value - self.low) / width
+        inside = jnp.all((u > 0) & (u < 1), axis=-1)
+        # Any interior point keeps the logs finite where the answer is -inf anyway.
+        u = jnp.where((u > 0) & (u < 1), u, 0.5)
+        z = (jnp.log(u) - jnp.log1p(-u) - self.loc) / self.scale
+        log_normal = -0.5 * z**2 - jnp.log(self.scale) - 0.5 * math.log(2 * math.pi)
+        # value = low + width * sigmoid(logit(u)), so d value / d logit(u) = width u (1 - u).
+        log_jacobian = jnp.log(width) + jnp.log(u) + jnp.log1p(-u)
+        log_p = jnp.sum(log_normal - log_jacobian, axis=-1)
+        return jnp.where(inside, log_p, -jnp.inf).astype(jnp.result_type(value, self.low))

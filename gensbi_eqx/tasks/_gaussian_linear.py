@@ -4,16 +4,16 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
-import jax.random as jr
 import jax.scipy.linalg as jsl
 import numpy as np
 
 from .._custom_types import Array, Float, Key
-from ._distributions import Normal, jit_checking_counts
-from ._references import Reference, load_reference
+from ._base import AbstractSBIBMTask
+from ._checks import check_shape
+from ._distributions import Normal
 
 
-class GaussianLinear(eqx.Module):
+class GaussianLinear(AbstractSBIBMTask):
     """Gaussian linear: ``theta ~ N(0, 0.1 I)``, ``x | theta ~ N(theta, 0.1 I)``, as sbibm.
 
     Conjugate, so :meth:`true_posterior` gives the exact reference posterior.
@@ -51,18 +51,8 @@ class GaussianLinear(eqx.Module):
         self, key: Key, theta: Float[Array, "num_samples dim_theta"]
     ) -> Float[Array, "num_samples dim_x"]:
         """One simulation per row of ``theta`` (shape ``(n, dim)``); returns ``x``, ``(n, dim)``."""
-        if theta.shape[1] != self.dim:
-            raise ValueError(f"`theta` must have shape (n, {self.dim}), got shape {theta.shape}.")
+        self._check_theta(theta)
         return theta + self.noise.sample(key, theta.shape[0]).astype(theta.dtype)
-
-    @jit_checking_counts("n")
-    def simulate(
-        self, key: Key, n: int
-    ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
-        """``n`` joint draws ``(theta, x)``, each of shape ``(n, dim)``."""
-        key_theta, key_x = jr.split(key)
-        theta = self.prior.sample(key_theta, n)
-        return theta, self.simulator(key_x, theta)
 
     @eqx.filter_jit
     def true_posterior(self, x_o: Float[Array, " dim_x"]) -> Normal:
@@ -71,8 +61,7 @@ class GaussianLinear(eqx.Module):
         With prior ``N(m, P)`` and noise ``N(c, L)``: precision ``P^-1 + L^-1``, mean
         ``cov @ (P^-1 m + L^-1 (x_o - c))``. For this task, ``cov = 0.05 I``, mean ``0.5 x_o``.
         """
-        if x_o.shape != (self.dim,):
-            raise ValueError(f"`x_o` must have shape ({self.dim},), got shape {x_o.shape}.")
+        check_shape(x_o, "x_o", (self.dim,))
         eye = jnp.eye(self.dim, dtype=self.prior.loc.dtype)
         prior_precision = jsl.cho_solve((self.prior.cholesky, True), eye)
         noise_precision = jsl.cho_solve((self.noise.cholesky, True), eye)
@@ -82,14 +71,3 @@ class GaussianLinear(eqx.Module):
         residual = x_o - self.noise.loc
         mean = covariance @ (prior_precision @ self.prior.loc + noise_precision @ residual)
         return Normal(mean, covariance)
-
-    def reference(self, num_observation: int) -> Reference:
-        """sbibm's observation ``num_observation`` (1-10) with its reference posterior samples.
-
-        sbibm publishes references for ``dim = 10`` only.
-        """
-        if self.dim != 10:
-            raise ValueError(
-                f"sbibm's references exist for `dim` = 10 only, got `dim` = {self.dim}."
-            )
-        return load_reference(self.name, num_observation)

@@ -22,14 +22,14 @@ import numpy as np
 
 from .._custom_types import Array, Float, Key
 from ..data import Dependencies
-from ._distributions import Normal, jit_checking_counts
-from ._tree import _check_pair
+from ._base import AbstractJointDensityTask
+from ._distributions import Normal
 
 _NUM_STEPS = 10
 _SCALE = 0.5  # standard deviation of the initial state, every transition and every emission
 
 
-class HMM(eqx.Module):
+class HMM(AbstractJointDensityTask):
     """HMM: a 10-step Gaussian random walk ``theta``, each state seen through ``x_i = theta_i^2``
     plus noise.
 
@@ -66,33 +66,13 @@ class HMM(eqx.Module):
         self, key: Key, theta: Float[Array, "num_samples dim_theta"]
     ) -> Float[Array, "num_samples dim_x"]:
         """One simulation per row of ``theta`` (shape ``(n, 10)``); returns ``x``, ``(n, 10)``."""
-        if theta.ndim != 2 or theta.shape[1] != self.dim_theta:
-            raise ValueError(
-                f"`theta` must have shape (n, {self.dim_theta}), got shape {theta.shape}."
-            )
+        self._check_theta(theta)
         return theta**2 + _SCALE * jr.normal(key, theta.shape, theta.dtype)
-
-    @jit_checking_counts("n")
-    def simulate(
-        self, key: Key, n: int
-    ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
-        """``n`` joint draws ``(theta, x)``, each of shape ``(n, 10)``."""
-        key_theta, key_x = jr.split(key)
-        theta = self.prior.sample(key_theta, n)
-        return theta, self.simulator(key_x, theta)
 
     @eqx.filter_jit
     def log_likelihood(
         self, theta: Float[Array, "*batch dim_theta"], x: Float[Array, "*batch dim_x"]
     ) -> Float[Array, "*batch"]:
         """``log p(x | theta)`` for ``theta`` and ``x`` of shape ``(*batch, 10)``."""
-        _check_pair(theta, x, self.dim_theta, self.dim_x)
+        self._check_pair(theta, x)
         return jnp.sum(jss.norm.logpdf(x, theta**2, _SCALE), axis=-1)
-
-    @eqx.filter_jit
-    def log_joint(
-        self, theta: Float[Array, "*batch dim_theta"], x: Float[Array, "*batch dim_x"]
-    ) -> Float[Array, "*batch"]:
-        """Exact ``log p(theta, x)`` for ``theta`` and ``x`` of shape ``(*batch, 10)``."""
-        _check_pair(theta, x, self.dim_theta, self.dim_x)
-        return self.prior.log_prob(theta) + self.log_likelihood(theta, x)

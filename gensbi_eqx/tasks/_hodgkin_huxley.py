@@ -10,8 +10,9 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, Float, Key
-from ._distributions import Uniform, jit_checking_counts
-from ._lotka_volterra import _check_noise_std, _check_theta
+from ._base import AbstractTask
+from ._checks import check_noise_std
+from ._distributions import Uniform
 
 
 _V_SHIFT = -65.0  # mV; the rate functions are written relative to it, as in the paper's code.
@@ -62,7 +63,7 @@ def _hodgkin_huxley_diffusion(t, y, args):
     return jnp.zeros_like(y).at[0].set(noise_std)
 
 
-class HodgkinHuxley(eqx.Module):
+class HodgkinHuxley(AbstractTask):
     """A single-compartment Hodgkin-Huxley neuron with voltage noise under a current step.
 
     As in the Simformer paper (Gloeckler et al., 2024, ICML; its task code is
@@ -90,15 +91,16 @@ class HodgkinHuxley(eqx.Module):
     reference thresholds one-step voltage jumps of 5 mV, which depends on the step size);
     (5) ``V`` is neither clipped nor cleaned of NaNs.
 
-    Every simulation checked over the prior box (random draws and all 128 corners, see
-    ``tests/test_simulator_tasks.py``) is finite. Parameters outside the box (e.g. ``C_m <= 0``)
-    can give non-finite ``x``, which is returned as is (``fit`` refuses such rows and counts
-    them).
+    Every simulation checked over the prior box (random draws in ``tests/test_task_contract.py``,
+    all 128 corners in ``tests/test_simulator_tasks.py``) is finite. Parameters outside the box
+    (e.g. ``C_m <= 0``) can give non-finite ``x``, which is returned as is (``fit`` refuses such
+    rows and counts them).
     """
 
     name: ClassVar[str] = "hodgkin_huxley"
     dim_theta: ClassVar[int] = 7
     dim_x: ClassVar[int] = 8
+    x_shape: ClassVar[tuple[int]] = (dim_x,)
     t_end: ClassVar[float] = 200.0
     num_steps: ClassVar[int] = 5000
     substeps: ClassVar[int] = 2
@@ -116,7 +118,7 @@ class HodgkinHuxley(eqx.Module):
             np.array([1.0, 60.0, 10.0, 0.1, 40.0, -100.0, -90.0], np.float32),
             np.array([2.0, 120.0, 30.0, 0.5, 70.0, -60.0, -60.0], np.float32),
         )
-        self.noise_std = _check_noise_std(noise_std)
+        self.noise_std = check_noise_std(noise_std)
 
     @property
     def times(self) -> np.ndarray:
@@ -166,7 +168,7 @@ class HodgkinHuxley(eqx.Module):
         """Voltage (mV) and cumulative sodium charge (nC/cm^2) on :attr:`times`, per row of
         ``theta`` (``(n, 7)``): ``(n, 5000, 2)``. The same key gives the traces behind
         :meth:`simulator`'s features."""
-        _check_theta(theta, self.dim_theta)
+        self._check_theta(theta)
         keys = jr.split(key, theta.shape[0])
         return jax.vmap(self._trace)(keys, theta)
 
@@ -201,12 +203,3 @@ class HodgkinHuxley(eqx.Module):
     ) -> Float[Array, "num_samples dim_x"]:
         """One simulation per row of ``theta`` (``(n, 7)``); returns the features, ``(n, 8)``."""
         return jax.vmap(self._features)(self.traces(key, theta))
-
-    @jit_checking_counts("n")
-    def simulate(
-        self, key: Key, n: int
-    ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
-        """``n`` joint draws: ``theta`` ``(n, 7)`` from the prior and ``x`` ``(n, 8)``."""
-        key_theta, key_x = jr.split(key)
-        theta = self.prior.sample(key_theta, n)
-        return theta, self.simulator(key_x, theta)

@@ -23,7 +23,8 @@ import scipy.linalg
 import scipy.special
 
 from .._custom_types import Array, ArrayLike, Bool, Float, Key
-from ._distributions import check_num_samples, jit_checking_counts
+from ._base import AbstractJointDensityTask
+from ._checks import check_num_samples, jit_checking_counts
 
 
 def _import_numpyro():
@@ -39,15 +40,15 @@ def _import_numpyro():
     return numpyro
 
 
-def _check_task(task: Any) -> int:
+def _check_task(task: AbstractJointDensityTask) -> int:
     """The flat dimension ``dim_theta + dim_x`` of a task that has an exact ``log_joint``."""
-    missing = [a for a in ("dim_theta", "dim_x", "simulate", "log_joint") if not hasattr(task, a)]
-    if missing:
+    # Type annotations are not checked at run time outside the test suite.
+    if not isinstance(task, AbstractJointDensityTask):
         raise TypeError(
-            f"`task` must have `dim_theta`, `dim_x`, `simulate` and an exact `log_joint` (like "
-            f"`Tree` or `HMM`); {type(task).__name__} lacks {missing}."
+            f"`task` must be an AbstractJointDensityTask, a task with an exact `log_joint` (like "
+            f"`Tree` or `HMM`), got {type(task).__name__}."
         )
-    return int(task.dim_theta) + int(task.dim_x)
+    return task.dim_theta + task.dim_x
 
 
 def _concrete(value: Any, name: str) -> np.ndarray:
@@ -219,7 +220,7 @@ def _report(problems: list[str], setting: str, on_poor_mixing: str) -> None:
 
 def conditional_reference(
     key: Key,
-    task: Any,
+    task: AbstractJointDensityTask,
     values: ArrayLike,
     condition_mask: ArrayLike,
     num_samples: int,
@@ -256,8 +257,8 @@ def conditional_reference(
 
     Args:
         key: PRNG key.
-        task: a task with ``dim_theta``, ``dim_x``, ``simulate(key, n)`` and an exact, smooth
-            ``log_joint(theta, x)`` that is finite on all of R^d (``Tree``, ``HMM``).
+        task: a task with an exact, smooth ``log_joint(theta, x)`` that is finite on all of
+            R^d (``Tree``, ``HMM``).
         values: ``(dim_theta + dim_x,)``; the observed entries (others are ignored, may be NaN).
         condition_mask: bool ``(dim_theta + dim_x,)``, True where observed; at least one entry
             must be latent.
@@ -286,7 +287,7 @@ def conditional_reference(
             f"`on_poor_mixing` must be 'warn', 'raise' or 'ignore', got {on_poor_mixing!r}."
         )
     values, observed = _check_inputs(values, condition_mask, dim)
-    dim_theta = int(task.dim_theta)
+    dim_theta = task.dim_theta
     key_init, key_mcmc, key_weights, key_order = jr.split(key, 4)
 
     if not observed.any():
@@ -373,7 +374,7 @@ def conditional_reference(
 
 @jit_checking_counts("num")
 def random_conditionals(
-    key: Key, task: Any, num: int
+    key: Key, task: AbstractJointDensityTask, num: int
 ) -> tuple[Float[Array, "num dim"], Bool[Array, "num dim"]]:
     """``num`` random conditionals of ``task``'s joint, to benchmark all-conditional accuracy.
 

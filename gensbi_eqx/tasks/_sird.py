@@ -12,21 +12,16 @@ import jax.scipy.linalg as jsl
 import numpy as np
 
 from .._custom_types import Array, ArrayLike, Float, Key
-from ._distributions import Uniform, _check_last_axis, jit_checking_counts
-from ._lotka_volterra import (
-    _broadcast_times,
-    _check_noise_std,
-    _check_theta,
-    _default_times,
-    _read_channels,
-    _sample_times,
-)
+from ._base import AbstractTimeSeriesTask
+from ._checks import check_noise_std, check_shape, jit_checking_counts
+from ._distributions import AbstractDistribution, Uniform
+from ._time_series import broadcast_times, default_times, read_channels, solve_ode
 
 
 _DEFAULT_GRID = np.linspace(0.0, 50.0, 100, dtype=np.float32)
 
 
-class SIRDPrior(eqx.Module):
+class SIRDPrior(AbstractDistribution):
     """Prior of :class:`SIRD`: ``(gamma, delta, beta(t_1), ..., beta(t_K))``, shape ``(2 + K,)``.
 
     ``gamma``, ``delta`` ~ ``U(0, 0.5)``; ``beta = sigmoid(f)`` with ``f`` a zero-mean Gaussian
@@ -49,7 +44,7 @@ class SIRDPrior(eqx.Module):
     def __init__(self, times: ArrayLike | None = None):
         """**Arguments:** `times`: the grid ``(K,)``, non-negative and strictly increasing
         (default ``linspace(0, 50, 100)``)."""
-        times = _default_times(times, _DEFAULT_GRID)
+        times = default_times(times, _DEFAULT_GRID)
         grid = np.asarray(times, np.float64)
         kernel = self.amplitude**2 * np.exp(
             -0.5 * (grid[:, None] - grid[None, :]) ** 2 / self.length_scale**2
@@ -78,7 +73,7 @@ class SIRDPrior(eqx.Module):
     @eqx.filter_jit
     def log_prob(self, value: Float[Array, "*batch dim"]) -> Float[Array, "*batch"]:
         """Log-density at ``value`` (shape ``(*batch, 2 + K)``); ``-inf`` outside the support."""
-        _check_last_axis(value, self.dim)
+        check_shape(value, "value", ("*batch", self.dim))
         batch_shape = value.shape[:-1]
         value = value.reshape(-1, self.dim)
         beta = value[:, 2:]
@@ -109,7 +104,7 @@ def _sird_field(t, y, args):
     )
 
 
-class SIRD(eqx.Module):
+class SIRD(AbstractTimeSeriesTask):
     """An SIRD epidemic with a time-varying contact rate, observed with noise at arbitrary times.
 
     As in the Simformer paper (Gloeckler et al., 2024, ICML; its task code is
@@ -149,32 +144,15 @@ class SIRD(eqx.Module):
         (non-negative, strictly increasing; default ``linspace(0, 50, 100)``). `noise_std`: the
         standard deviation of the log-space observation noise (``0``: noise-free)."""
         self.prior = SIRDPrior(times)
-        self.noise_std = _check_noise_std(noise_std)
+        self.noise_std = check_noise_std(noise_std)
 
     @property
     def times(self) -> Float[Array, " num_times"]:
         return self.prior.times
 
     @property
-    def num_times(self) -> int:
-        return self.prior.num_times
-
-    @property
     def dim_theta(self) -> int:
         return 2 + self.num_times
-
-    @property
-    def x_shape(self) -> tuple[int, int]:
-        """The shape of one simulation at the default times: ``(K, 3)``."""
-        return (self.num_times, self.num_channels)
-
-    @jit_checking_counts("n", "num_times")
-    def sample_times(
-        self, key: Key, n: int, num_times: int = 20
-    ) -> Float[Array, "num_samples num_times num_channels"]:
-        """Random observation times as in the paper: ``(n, num_times, 3)``, uniform on
-        ``[0, 50]``, independent per compartment and sorted along the time axis."""
-        return _sample_times(key, n, num_times, self.num_channels, self.t_end)
 
     def _solve(
         self,
@@ -185,18 +163,9 @@ class SIRD(eqx.Module):
         dtype = theta.dtype
         one, zero = jnp.ones((), dtype), jnp.zeros((), dtype)
         y0 = jnp.stack([one, initial_infected, zero, zero])
-        solution = diffrax.diffeqsolve(
-            diffrax.ODETerm(_sird_field),
-            diffrax.Tsit5(),
-            t0=0.0,
-            t1=jnp.maximum(save_ts[-1], self.t_end),
-            dt0=None,
-            y0=y0,
-            args=(theta[0], theta[1], theta[2:], self.times.astype(dtype)),
-            saveat=diffrax.SaveAt(ts=save_ts),
-            stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-9, jump_ts=self.times),
-        )
-        return solution.ys
+        args = (theta[0], theta[1], theta[2:], self.times.astype(dtype))
+        controller = diffrax.PIDController(rtol=1e-6, atol=1e-9, jump_ts=self.times)
+        return solve_ode(_sird_field, y0, args, save_ts, self.t_end, controller)
 
     @eqx.filter_jit
     def compartments(
@@ -208,16 +177,13 @@ class SIRD(eqx.Module):
     ) -> Float[Array, "num_samples num_times 4"]:
         """The noise-free ``(S, I, R, D)`` at ``times`` (``(T,)`` or ``(n, T)``; default: the
         task's grid), shape ``(n, T, 4)``, given ``theta`` ``(n, 2 + K)`` and ``I0`` ``(n,)``."""
-        _check_theta(theta, self.dim_theta)
+        self._check_theta(theta)
         n = theta.shape[0]
-        if initial_infected.shape != (n,):
-            raise ValueError(
-                f"`initial_infected` must have shape ({n},), got shape {initial_infected.shape}."
-            )
+        check_shape(initial_infected, "initial_infected", (n,))
         times = self.times if times is None else times
         if times.ndim == 3:
             raise ValueError(f"`times` must have shape (T,) or ({n}, T), got shape {times.shape}.")
-        times = _broadcast_times(times, n, 1, theta.dtype)[:, :, 0]
+        times = broadcast_times(times, n, 1, theta.dtype)[:, :, 0]
         solve = jax.vmap(self._solve)
         return solve(theta, initial_infected.astype(theta.dtype), times)
 
@@ -233,16 +199,15 @@ class SIRD(eqx.Module):
         ``times`` (default: the task's grid): ``(T,)`` shared by all examples, ``(n, T)`` per
         example, or ``(n, T, 3)`` per example and compartment; any order, all ``>= 0``.
         """
-        _check_theta(theta, self.dim_theta)
+        times = self._observation_times(theta, times)
         n = theta.shape[0]
-        times = _broadcast_times(self.times if times is None else times, n, 3, theta.dtype)
         key_initial, key_noise = jr.split(key)
         initial_infected = jr.uniform(
             key_initial, (n,), theta.dtype, 0.0, self.max_initial_infected
         )
 
         def one(theta_i, initial_i, times_i):
-            return _read_channels(
+            return read_channels(
                 lambda ts: self._solve(theta_i, initial_i, ts), times_i, (1, 2, 3)
             )
 
@@ -250,14 +215,3 @@ class SIRD(eqx.Module):
         # Solver error can leave a compartment a hair below 0; the log needs it non-negative.
         log_clean = jnp.log(jnp.maximum(clean, 0.0) + 1e-8)
         return jnp.exp(log_clean + self.noise_std * jr.normal(key_noise, clean.shape, clean.dtype))
-
-    @jit_checking_counts("n")
-    def simulate(
-        self, key: Key, n: int, times: Float[Array, "..."] | None = None
-    ) -> tuple[
-        Float[Array, "num_samples dim_theta"], Float[Array, "num_samples num_times num_channels"]
-    ]:
-        """``n`` joint draws: ``theta`` ``(n, 2 + K)`` from the prior and ``x`` ``(n, T, 3)``."""
-        key_theta, key_x = jr.split(key)
-        theta = self.prior.sample(key_theta, n)
-        return theta, self.simulator(key_x, theta, times)

@@ -8,11 +8,11 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, Float, Key
-from ._distributions import Uniform, jit_checking_counts
-from ._references import Reference, load_reference
+from ._base import AbstractSBIBMTask
+from ._distributions import Uniform
 
 
-class SLCP(eqx.Module):
+class SLCP(AbstractSBIBMTask):
     """Simple likelihood, complex posterior: four 2-D Gaussian draws whose mean and covariance
     are set by a 5-D parameter.
 
@@ -40,10 +40,7 @@ class SLCP(eqx.Module):
         self, key: Key, theta: Float[Array, "num_samples dim_theta"]
     ) -> Float[Array, "num_samples dim_x"]:
         """One simulation per row of ``theta`` (shape ``(n, 5)``); returns ``x``, ``(n, 8)``."""
-        if theta.ndim != 2 or theta.shape[1] != self.dim_theta:
-            raise ValueError(
-                f"`theta` must have shape (n, {self.dim_theta}), got shape {theta.shape}."
-            )
+        self._check_theta(theta)
         n = theta.shape[0]
         loc = theta[:, :2]
         # s_1 and s_2 are standard deviations, so the variances are theta_3^4 and theta_4^4.
@@ -63,16 +60,3 @@ class SLCP(eqx.Module):
         noise = jr.normal(key, (n, self.num_draws, 2), theta.dtype)
         draws = loc[:, None, :] + jnp.einsum("nij,ndj->ndi", cholesky, noise)
         return draws.reshape(n, self.dim_x)
-
-    @jit_checking_counts("n")
-    def simulate(
-        self, key: Key, n: int
-    ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
-        """``n`` joint draws ``(theta, x)``: ``theta`` of shape ``(n, 5)``, ``x`` ``(n, 8)``."""
-        key_theta, key_x = jr.split(key)
-        theta = self.prior.sample(key_theta, n)
-        return theta, self.simulator(key_x, theta)
-
-    def reference(self, num_observation: int) -> Reference:
-        """sbibm's observation ``num_observation`` (1-10) with its reference posterior samples."""
-        return load_reference(self.name, num_observation)

@@ -18,7 +18,8 @@ import numpy as np
 
 from .._custom_types import Array, Float, Key
 from ..data import Dependencies
-from ._distributions import Normal, jit_checking_counts
+from ._base import AbstractJointDensityTask
+from ._distributions import Normal
 
 # theta = L eps with eps ~ N(0, I): theta_0 = eps_0, theta_1 = theta_0 + eps_1,
 # theta_2 = theta_0 + eps_2. The ancestral factor L is also the Cholesky factor of the prior.
@@ -26,19 +27,7 @@ _TREE_FACTOR = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
 _NOISE_SCALE = np.array([0.2, 0.2, 0.6, 0.1], np.float32)
 
 
-def _check_pair(theta: Array, x: Array, dim_theta: int, dim_x: int) -> None:
-    if theta.ndim == 0 or theta.shape[-1] != dim_theta:
-        raise ValueError(f"`theta` must have shape (*batch, {dim_theta}), got shape {theta.shape}.")
-    if x.ndim == 0 or x.shape[-1] != dim_x:
-        raise ValueError(f"`x` must have shape (*batch, {dim_x}), got shape {x.shape}.")
-    if theta.shape[:-1] != x.shape[:-1]:
-        raise ValueError(
-            f"`theta` and `x` must share their batch shape, got {theta.shape[:-1]} and "
-            f"{x.shape[:-1]}."
-        )
-
-
-class Tree(eqx.Module):
+class Tree(AbstractJointDensityTask):
     """Tree: three parameters on a tree, each parent of two nonlinear, noisy observations.
 
     Prior (ancestral): ``theta_0 ~ N(0, 1)``, ``theta_1 ~ N(theta_0, 1)``,
@@ -90,35 +79,15 @@ class Tree(eqx.Module):
         self, key: Key, theta: Float[Array, "num_samples dim_theta"]
     ) -> Float[Array, "num_samples dim_x"]:
         """One simulation per row of ``theta`` (shape ``(n, 3)``); returns ``x``, ``(n, 4)``."""
-        if theta.ndim != 2 or theta.shape[1] != self.dim_theta:
-            raise ValueError(
-                f"`theta` must have shape (n, {self.dim_theta}), got shape {theta.shape}."
-            )
+        self._check_theta(theta)
         noise = jr.normal(key, (theta.shape[0], self.dim_x), theta.dtype)
         return self._mean_x(theta) + jnp.asarray(_NOISE_SCALE, theta.dtype) * noise
-
-    @jit_checking_counts("n")
-    def simulate(
-        self, key: Key, n: int
-    ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
-        """``n`` joint draws ``(theta, x)``: ``theta`` of shape ``(n, 3)``, ``x`` ``(n, 4)``."""
-        key_theta, key_x = jr.split(key)
-        theta = self.prior.sample(key_theta, n)
-        return theta, self.simulator(key_x, theta)
 
     @eqx.filter_jit
     def log_likelihood(
         self, theta: Float[Array, "*batch dim_theta"], x: Float[Array, "*batch dim_x"]
     ) -> Float[Array, "*batch"]:
         """``log p(x | theta)`` for ``theta`` ``(*batch, 3)`` and ``x`` ``(*batch, 4)``."""
-        _check_pair(theta, x, self.dim_theta, self.dim_x)
+        self._check_pair(theta, x)
         scale = jnp.asarray(_NOISE_SCALE, x.dtype)
         return jnp.sum(jss.norm.logpdf(x, self._mean_x(theta), scale), axis=-1)
-
-    @eqx.filter_jit
-    def log_joint(
-        self, theta: Float[Array, "*batch dim_theta"], x: Float[Array, "*batch dim_x"]
-    ) -> Float[Array, "*batch"]:
-        """Exact ``log p(theta, x)`` for ``theta`` ``(*batch, 3)`` and ``x`` ``(*batch, 4)``."""
-        _check_pair(theta, x, self.dim_theta, self.dim_x)
-        return self.prior.log_prob(theta) + self.log_likelihood(theta, x)

@@ -9,11 +9,11 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, Float, Key
-from ._distributions import Uniform, jit_checking_counts
-from ._references import Reference, load_reference
+from ._base import AbstractSBIBMTask
+from ._distributions import Uniform
 
 
-class TwoMoons(eqx.Module):
+class TwoMoons(AbstractSBIBMTask):
     """Two moons: a 2-D parameter maps to a crescent whose posterior has two modes.
 
     Prior: ``theta ~ U(-1, 1)^2``. Simulator: ``a ~ U(-pi/2, pi/2)``, ``r ~ N(0.1, 0.01^2)``,
@@ -36,10 +36,7 @@ class TwoMoons(eqx.Module):
         self, key: Key, theta: Float[Array, "num_samples dim_theta"]
     ) -> Float[Array, "num_samples dim_x"]:
         """One simulation per row of ``theta`` (shape ``(n, 2)``); returns ``x``, ``(n, 2)``."""
-        if theta.shape[1] != self.dim_theta:
-            raise ValueError(
-                f"`theta` must have shape (n, {self.dim_theta}), got shape {theta.shape}."
-            )
+        self._check_theta(theta)
         n = theta.shape[0]
         dtype = theta.dtype
         key_a, key_r = jr.split(key)
@@ -54,16 +51,3 @@ class TwoMoons(eqx.Module):
             axis=-1,
         )
         return p + offset
-
-    @jit_checking_counts("n")
-    def simulate(
-        self, key: Key, n: int
-    ) -> tuple[Float[Array, "num_samples dim_theta"], Float[Array, "num_samples dim_x"]]:
-        """``n`` joint draws ``(theta, x)``: prior then simulator, each of shape ``(n, 2)``."""
-        key_theta, key_x = jr.split(key)
-        theta = self.prior.sample(key_theta, n)
-        return theta, self.simulator(key_x, theta)
-
-    def reference(self, num_observation: int) -> Reference:
-        """sbibm's observation ``num_observation`` (1-10) with its reference posterior samples."""
-        return load_reference(self.name, num_observation)
