@@ -113,7 +113,7 @@ def load(path: str | os.PathLike) -> Estimator:
                 f"{header['method']['class']}, which this version does not know."
             )
         layout = NodeLayout.from_config(header["layout"])
-        model = model_cls(**header["model"]["config"], key=jr.key(0))
+        model = eqx.filter_eval_shape(model_cls.from_config, header["model"]["config"], key=jr.key(0))
         n = layout.num_scalars
         times_like = Standardiser.identity(n) if layout.has_metadata else None
         like = (model, Standardiser.identity(n), _edge_mask_like(header, n), times_like)
