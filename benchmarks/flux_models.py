@@ -234,9 +234,8 @@ def run_row(model_name, problem, args, hyperparameters, edm_method) -> dict:
     x_train = Standardiser.fit(layout.flatten(data))(layout.flatten(data))
     model = build_model(model_name, data, jr.key(1), **hyperparameters)
     method = gs.FlowMatching()
-    hyper = dict(model.hyperparameters)
     # Flux1 groups channels into tokens; Flux1Joint has one token per scalar.
-    tokens = hyper["dim_obs"] + hyper["dim_cond"] if "dim_obs" in hyper else model.num_scalars
+    tokens = model.dim_obs + model.dim_cond if isinstance(model, gs.Flux1) else model.num_scalars
     row = {
         "model": model_name,
         "problem": problem,

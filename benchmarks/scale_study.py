@@ -72,7 +72,10 @@ MIB = 2**20
 MODELS = ("flux1", "flux1joint", "simformer")
 LABELS = {"flux1": "Flux1", "flux1joint": "Flux1Joint", "simformer": "Simformer"}
 # Hyperparameters that follow the number of tokens rather than the model's size.
-TOKEN_DEPENDENT = {"dim_obs", "dim_cond", "theta", "obs_grid", "cond_grid", "grid", "num_scalars"}
+TOKEN_DEPENDENT = {
+    "dim_obs", "dim_cond", "theta", "obs_grid", "cond_grid", "grid", "num_scalars", "conditioned",
+    "token_ids", "has_metadata", "metadata_scale",
+}
 COLUMNS = (
     "date", "model", "data_tokens", "tokens", "parameters", "batch_size", "compile_s",
     "scores_mib", "temp_mib", "argument_mib", "output_mib", "xla_mib", "step_ms", "timed_steps",
@@ -113,7 +116,7 @@ def num_parameters(model) -> int:
 
 def size_summary(model) -> str:
     """The model's size hyperparameters (those that do not follow the number of tokens)."""
-    config = {k: v for k, v in dict(model.hyperparameters).items() if k not in TOKEN_DEPENDENT}
+    config = {k: v for k, v in model.config.items() if k not in TOKEN_DEPENDENT}
     return ", ".join(f"{k}={v}" for k, v in config.items())
 
 
@@ -181,9 +184,8 @@ def run_row(model_name: str, tokens: int, args, hyperparameters: dict, too_slow:
         "batch_size": args.batch_size,
         "size": size_summary(model),
     }
-    hyper = dict(model.hyperparameters)
-    itemsize = jnp.dtype(hyper["compute_dtype"]).itemsize
-    row["scores_mib"] = args.batch_size * hyper["num_heads"] * layout.num_scalars**2 * itemsize / MIB
+    itemsize = jnp.dtype(model.compute_dtype).itemsize
+    row["scores_mib"] = args.batch_size * model.num_heads * layout.num_scalars**2 * itemsize / MIB
     optimizer = default_optimizer(10_000)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     step = make_train_step(

@@ -79,14 +79,19 @@ def _data():
 
 
 DATA = _data()
+# The same values, x a series with a time per scalar: its scalars are metadata tokens.
+SERIES = {
+    "theta": DATA["theta"],
+    "x": gs.Series(DATA["x"], np.random.default_rng(0).uniform(size=(N, D_X)).astype(np.float32)),
+}
 
 
-def build(name: str, key=jr.key(1), **extra):
+def build(name: str, key=jr.key(1), *, data=DATA, **extra):
     hyper = {**TINY[name], **extra}
     cls = getattr(gs, name)
     if name == "Flux1":
-        return cls.for_data(DATA, condition_on="x", key=key, **hyper)
-    return cls.for_data(DATA, key=key, **hyper)
+        return cls.for_data(data, condition_on="x", key=key, **hyper)
+    return cls.for_data(data, key=key, **hyper)
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +178,86 @@ def test_bfloat16_compute_keeps_float32_parameters(models, name):
     scale = float(jnp.max(jnp.abs(out32)))
     np.testing.assert_allclose(out16, out32, atol=0.1 * scale)
     assert float(jnp.max(jnp.abs(out16 - out32))) > 0  # it did run in lower precision
+
+
+def _traced(make):
+    """``make`` to trace with ``key`` abstract under `eqx.filter_eval_shape`: the model's
+    skeleton without drawing (or compiling) its weights."""
+
+    def traced(key):
+        with jax.ensure_compile_time_eval():  # for_data reads its data concretely
+            return make(key)
+
+    return traced
+
+
+def _shapes_dtypes(tree) -> list:
+    return [(leaf.shape, leaf.dtype) for leaf in jax.tree.leaves(tree)]
+
+
+@pytest.mark.parametrize("data", [DATA, SERIES], ids=["plain", "series"])
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_from_config_rebuilds_the_model(name, data):
+    """``from_config(config)``, with the config as a saved file holds it (through JSON), gives
+    the model's settings back: the same static fields (part of the tree structure), so the same
+    key draws the same weights, and the same leaf shapes and dtypes."""
+    cls = getattr(gs, name)
+    model = eqx.filter_eval_shape(_traced(lambda key: build(name, key, data=data)), jr.key(1))
+    assert any(model.has_metadata) == (data is SERIES)
+    config = json.loads(json.dumps(model.config))
+    rebuilt = eqx.filter_eval_shape(cls.from_config, config, key=jr.key(1))
+    assert isinstance(rebuilt, cls) and rebuilt.config == model.config
+    assert jax.tree.structure(rebuilt) == jax.tree.structure(model)
+    assert _shapes_dtypes(rebuilt) == _shapes_dtypes(model)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_eval_shape_skeleton_matches_the_model(models, name):
+    """The skeleton `gs.load` fills, ``eqx.filter_eval_shape(cls.from_config, config, key)``,
+    has the real model's tree and, in place of every leaf, a ShapeDtypeStruct of its shape and
+    dtype."""
+    model = models[name]
+    skeleton = eqx.filter_eval_shape(type(model).from_config, model.config, key=jr.key(0))
+    assert jax.tree.structure(skeleton) == jax.tree.structure(model)
+    assert all(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in jax.tree.leaves(skeleton))
+    assert all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(model))
+    assert _shapes_dtypes(skeleton) == _shapes_dtypes(model)
+
+
+# Model configs as files saved before the models' settings were typed fields hold them (TINY,
+# on SERIES), every key included: such files must keep loading.
+SAVED_CONFIGS = {
+    "Simformer": {
+        "num_scalars": 5, "dim_value": 8, "dim_id": 8, "dim_condition": 4, "num_heads": 2,
+        "head_dim": 4, "depth": 1, "widening": 2, "dim_time": 16, "compute_dtype": "float32",
+        "token_ids": [0, 1, 2, 2, 2], "has_metadata": [False, False, True, True, True],
+        "metadata_scale": 4.0,
+    },
+    "Flux1": {
+        "dim_obs": 2, "dim_cond": 3, "in_channels": 1, "context_in_dim": 1, "mlp_ratio": 2.0,
+        "num_heads": 2, "depth": 1, "depth_single_blocks": 1, "axes_dim": [4], "qkv_bias": True,
+        "theta": 50.0, "id_embedding_strategy": ["absolute", "absolute"], "obs_grid": None,
+        "cond_grid": None, "compute_dtype": "float32", "token_ids": [0, 1, 2, 2, 2],
+        "has_metadata": [False, False, True, True, True], "metadata_scale": 5.0,
+        "conditioned": [False, False, True, True, True],
+    },
+    "Flux1Joint": {
+        "num_scalars": 5, "mlp_ratio": 2.0, "num_heads": 2, "depth_single_blocks": 2,
+        "axes_dim": [4], "qkv_bias": True, "theta": 50.0, "id_embedding_strategy": "absolute",
+        "grid": None, "compute_dtype": "float32", "token_ids": [0, 1, 2, 2, 2],
+        "has_metadata": [False, False, True, True, True], "metadata_scale": 5.0,
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_saved_configs_still_rebuild(name):
+    assert sorted(SAVED_CONFIGS) == sorted(TINY)
+    config = SAVED_CONFIGS[name]
+    skeleton = eqx.filter_eval_shape(getattr(gs, name).from_config, config, key=jr.key(0))
+    assert json.loads(json.dumps(skeleton.config)) == config
+    model = eqx.filter_eval_shape(_traced(lambda key: build(name, key, data=SERIES)), jr.key(1))
+    assert jax.tree.structure(skeleton) == jax.tree.structure(model)
 
 
 def _estimator(model, method, attention=gs.DenseAttention()):

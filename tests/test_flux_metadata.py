@@ -311,7 +311,7 @@ def test_config_round_trip(name, request):
         assert rebuilt.token_ids == model.token_ids
         assert rebuilt.has_metadata == model.has_metadata
         assert rebuilt.num_scalars == model.num_scalars
-        assert rebuilt.hyperparameters == model.hyperparameters
+        assert rebuilt.config == model.config
         assert jax.tree.structure(rebuilt) == jax.tree.structure(model)
 
 

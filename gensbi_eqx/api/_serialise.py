@@ -86,7 +86,8 @@ def load(path: str | os.PathLike) -> Estimator:
         layout = NodeLayout.from_config(header["layout"])
         method = AbstractMethod.from_config(header["method"])
         attention = AbstractAttention.from_config(header["attention"]).bind(layout)
-        model = model_cls(**header["model"]["config"], key=jr.key(0))
+        config = header["model"]["config"]
+        model = eqx.filter_eval_shape(model_cls.from_config, config, key=jr.key(0))
         n = layout.num_scalars
         times_like = Standardiser.identity(n) if layout.has_metadata else None
         like = (model, Standardiser.identity(n), times_like)

@@ -16,6 +16,7 @@ from ._ids import sequence_ids as sequence_ids
 from ._simformer import Simformer as Simformer
 
 MODELS = {cls.__name__: cls for cls in (Simformer, Flux1, Flux1Joint)}
+"""The model classes `gs.load` rebuilds, by class name."""
 
 __all__ = [
     "AbstractAttention",
@@ -25,6 +26,7 @@ __all__ = [
     "FixedAttention",
     "Flux1",
     "Flux1Joint",
+    "MODELS",
     "Simformer",
     "UndirectedAttention",
     "dense_mask",

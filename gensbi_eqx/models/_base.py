@@ -1,12 +1,17 @@
 """The interface every model implements, so methods and samplers can drive any of them."""
 
 import abc
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import equinox as eqx
 import numpy as np
 
-from .._custom_types import ConditionMask, EdgeMask, Scalar, Flat
+from .._custom_types import ConditionMask, EdgeMask, Key, Scalar, Flat
+
+# Not `typing.Self`: the test suite's runtime checker (beartype) refuses it outside a class it
+# decorates itself.
+_Model = TypeVar("_Model", bound="AbstractModel")
 
 
 class AbstractModel(eqx.Module):
@@ -16,6 +21,11 @@ class AbstractModel(eqx.Module):
     is the business of the method that trains it, never of the model. Joint models (Simformer,
     Flux1Joint) answer any condition mask; a conditional model (Flux1) answers only its
     ``fixed_condition_mask``. Models may take further keyword inputs (token IDs).
+
+    A model's settings are typed static fields; ``config`` gives them back as the JSON-able
+    keyword arguments of its constructor and ``from_config`` rebuilds the model from them, so
+    ``eqx.filter_eval_shape(cls.from_config, config, key=key)`` is its skeleton (shapes and
+    dtypes, no weights) for ``eqx.tree_deserialise_leaves``.
     """
 
     num_scalars: eqx.AbstractVar[int]
@@ -48,8 +58,15 @@ class AbstractModel(eqx.Module):
     @property
     @abc.abstractmethod
     def config(self) -> dict[str, Any]:
-        """The constructor's keyword arguments (JSON-serialisable), to rebuild the skeleton
-        when loading."""
+        """The constructor's keyword arguments (JSON-serialisable, without ``key``) that
+        rebuild this model's structure: `from_config` takes them back."""
+
+    @classmethod
+    def from_config(cls: type[_Model], config: Mapping[str, Any], *, key: Key) -> _Model:
+        """The model that ``config`` (a model's `config`, possibly through JSON) describes,
+        with fresh weights drawn from ``key``; the same key gives the same weights as the
+        constructor."""
+        return cls(**config, key=key)
 
 
 def check_positive_ints(**values) -> None:
@@ -111,24 +128,38 @@ def layout_metadata(layout) -> dict[str, tuple]:
     return {"token_ids": layout.token_ids(), "has_metadata": layout.metadata_mask()}
 
 
-def rope_metadata_hyperparameters(
-    token_ids: tuple[int, ...],
+def rope_metadata_scale(
     has_metadata: tuple[bool, ...],
     metadata_scale: float | int | None,
     default_scale: float | int,
     theta: float | int | None,
-) -> dict[str, Any]:
-    """What a Flux model records of its token metadata: nothing for default IDs without
-    metadata; custom ``token_ids``; or, with metadata, both, the resolved ``metadata_scale``
-    (RoPE position per unit of coordinate) and, unless given, ``theta = 10 * metadata_scale``
-    (positions reach ``metadata_scale``; a base ten times that keeps the slowest rotation below
-    one turn over the range)."""
+    default_theta: float | int,
+) -> tuple[float | None, float]:
+    """The ``(metadata_scale, theta)`` a Flux model keeps, from the arguments as given (``None``:
+    the default). Without metadata tokens: ``None`` and ``theta`` (default ``default_theta``).
+    With them: the RoPE position per unit of coordinate (default ``default_scale``) and
+    ``theta`` (default ``10 * metadata_scale``: positions reach ``metadata_scale``; a base ten
+    times that keeps the slowest rotation below one turn over the range)."""
     if not any(has_metadata):
-        return {} if token_ids == tuple(range(len(token_ids))) else {"token_ids": token_ids}
+        return None, float(default_theta if theta is None else theta)
     scale = float(default_scale if metadata_scale is None else metadata_scale)
     if not scale > 0:
         raise ValueError(f"`metadata_scale` must be positive, got {metadata_scale!r}.")
-    extra = {"token_ids": token_ids, "has_metadata": has_metadata, "metadata_scale": scale}
-    if theta is None:
-        extra["theta"] = 10.0 * scale
-    return extra
+    return scale, 10.0 * scale if theta is None else float(theta)
+
+
+def token_config(
+    token_ids: tuple[int, ...], has_metadata: tuple[bool, ...], metadata_scale: float | None
+) -> dict[str, Any]:
+    """The token settings a model's ``config`` records: nothing for default IDs without
+    metadata; custom ``token_ids``; or, with metadata tokens, both and ``metadata_scale``.
+    (Files saved so far hold exactly these keys, so they keep loading.)"""
+    if any(has_metadata):
+        return {
+            "token_ids": list(token_ids),
+            "has_metadata": list(has_metadata),
+            "metadata_scale": metadata_scale,
+        }
+    if token_ids != tuple(range(len(token_ids))):
+        return {"token_ids": list(token_ids)}
+    return {}

@@ -18,7 +18,8 @@ from ._base import (
     check_positive_ints,
     check_shapes,
     layout_metadata,
-    rope_metadata_hyperparameters,
+    rope_metadata_scale,
+    token_config,
     token_metadata,
 )
 from ._flux_blocks import (
@@ -115,6 +116,10 @@ class Flux1(AbstractModel):
     either stream), and share one ID per node (``token_ids``), so they are told apart by their
     coordinate alone and the model is equivariant to reordering them. A token reads the
     metadata and ID of its first scalar. `Flux1.for_data` sets both from `Series` nodes.
+
+    The settings are the static fields below, named as the constructor's arguments (with
+    defaults resolved: ``theta``, ``metadata_scale``); `config` gives them back as keyword
+    arguments and `from_config` rebuilds the model.
     """
 
     obs_in: eqx.nn.Linear
@@ -125,10 +130,26 @@ class Flux1(AbstractModel):
     double_blocks: DoubleStreamBlock | None
     single_blocks: SingleStreamBlock | None
     final_layer: FinalLayer
+    dim_obs: int = eqx.field(static=True)
+    dim_cond: int = eqx.field(static=True)
+    in_channels: int = eqx.field(static=True)
+    context_in_dim: int = eqx.field(static=True)
+    mlp_ratio: float = eqx.field(static=True)
+    num_heads: int = eqx.field(static=True)
+    depth: int = eqx.field(static=True)
+    depth_single_blocks: int = eqx.field(static=True)
+    axes_dim: tuple[int, ...] = eqx.field(static=True)
+    qkv_bias: bool = eqx.field(static=True)
+    theta: float = eqx.field(static=True)
+    id_embedding_strategy: tuple[str, str] = eqx.field(static=True)
+    obs_grid: tuple[int, int] | None = eqx.field(static=True)
+    cond_grid: tuple[int, int] | None = eqx.field(static=True)
+    compute_dtype: str = eqx.field(static=True)
     conditioned: tuple[bool, ...] = eqx.field(static=True)
     token_ids: tuple[int, ...] = eqx.field(static=True)
     has_metadata: tuple[bool, ...] = eqx.field(static=True)
-    hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True)
+    # None without metadata tokens (nothing reads it then).
+    metadata_scale: float | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -192,27 +213,31 @@ class Flux1(AbstractModel):
                 f"(dim_cond * context_in_dim of dim_obs * in_channels + dim_cond * "
                 f"context_in_dim), got {sum(conditioned)} of {len(conditioned)}."
             )
-        hyper = dict(
-            dim_obs=dim_obs,
-            dim_cond=dim_cond,
-            in_channels=in_channels,
-            context_in_dim=context_in_dim,
-            mlp_ratio=float(mlp_ratio),
+        self.dim_obs = dim_obs
+        self.dim_cond = dim_cond
+        self.in_channels = in_channels
+        self.context_in_dim = context_in_dim
+        self.mlp_ratio = float(mlp_ratio)
+        self.num_heads = num_heads
+        self.depth = depth
+        self.depth_single_blocks = depth_single_blocks
+        self.axes_dim = tuple(int(a) for a in axes_dim)
+        self.qkv_bias = bool(qkv_bias)
+        self.id_embedding_strategy = tuple(id_embedding_strategy)
+        self.obs_grid = None if obs_grid is None else tuple(obs_grid)
+        self.cond_grid = None if cond_grid is None else tuple(cond_grid)
+        self.compute_dtype = compute_dtype_name(compute_dtype)
+        hidden = check_flux_hyperparameters(
             num_heads=num_heads,
             depth=depth,
             depth_single_blocks=depth_single_blocks,
-            axes_dim=tuple(int(a) for a in axes_dim),
-            qkv_bias=bool(qkv_bias),
+            axes_dim=self.axes_dim,
+            mlp_ratio=self.mlp_ratio,
             theta=float(10 * dim_obs if theta is None else theta),
-            id_embedding_strategy=tuple(id_embedding_strategy),
-            obs_grid=None if obs_grid is None else tuple(obs_grid),
-            cond_grid=None if cond_grid is None else tuple(cond_grid),
-            compute_dtype=compute_dtype_name(compute_dtype),
         )
-        hidden = check_flux_hyperparameters(**hyper)
         if depth + depth_single_blocks < 1:
             raise ValueError("`depth` + `depth_single_blocks` must be >= 1, got 0.")
-        obs_kind, cond_kind = hyper["id_embedding_strategy"]
+        obs_kind, cond_kind = self.id_embedding_strategy
         num_scalars = num_obs + num_cond
         token_ids, has_metadata = token_metadata(num_scalars, token_ids, has_metadata)
         flags = np.asarray(has_metadata)
@@ -229,22 +254,23 @@ class Flux1(AbstractModel):
             _local_ids(index, token_ids, stream)
             if token_flags.any():
                 check_metadata_strategy(kind, f"id_embedding_strategy ({stream} stream)")
-        hyper.update(
-            rope_metadata_hyperparameters(
-                token_ids, has_metadata, metadata_scale, float(dim_obs + dim_cond), theta
-            )
+        self.conditioned = conditioned
+        self.token_ids = token_ids
+        self.has_metadata = has_metadata
+        self.metadata_scale, self.theta = rope_metadata_scale(
+            has_metadata, metadata_scale, dim_obs + dim_cond, theta, 10 * dim_obs
         )
         k = jr.split(key, 8)
         self.obs_in = eqx.nn.Linear(in_channels, hidden, key=k[0])
         self.cond_in = eqx.nn.Linear(context_in_dim, hidden, key=k[1])
         self.obs_ids = IdEmbedding(
-            obs_kind, dim_obs, hidden, axes_dim=hyper["axes_dim"], grid=hyper["obs_grid"], key=k[2]
+            obs_kind, dim_obs, hidden, axes_dim=self.axes_dim, grid=self.obs_grid, key=k[2]
         )
         self.cond_ids = IdEmbedding(
-            cond_kind, dim_cond, hidden, axes_dim=hyper["axes_dim"], grid=hyper["cond_grid"], key=k[3]
+            cond_kind, dim_cond, hidden, axes_dim=self.axes_dim, grid=self.cond_grid, key=k[3]
         )
         self.time_embedding = TimeEmbedding(hidden, key=k[4])
-        block_args = (hidden, num_heads, hyper["mlp_ratio"], hyper["qkv_bias"])
+        block_args = (hidden, num_heads, self.mlp_ratio, self.qkv_bias)
         self.double_blocks = (
             make_stack(lambda kk: DoubleStreamBlock(*block_args, key=kk), depth, key=k[5])
             if depth else None
@@ -254,10 +280,6 @@ class Flux1(AbstractModel):
             if depth_single_blocks else None
         )
         self.final_layer = FinalLayer(hidden, in_channels, key=k[7])
-        self.conditioned = conditioned
-        self.token_ids = token_ids
-        self.has_metadata = has_metadata
-        self.hyperparameters = tuple(hyper.items())
 
     @classmethod
     def for_data(
@@ -316,19 +338,32 @@ class Flux1(AbstractModel):
 
     @property
     def config(self) -> dict[str, Any]:
-        hyper = dict(self.hyperparameters)
-        for name in ("token_ids", "has_metadata"):
-            if name in hyper:
-                hyper[name] = list(hyper[name])
-        return {**hyper, "conditioned": list(self.conditioned)}
+        return {
+            "dim_obs": self.dim_obs,
+            "dim_cond": self.dim_cond,
+            "in_channels": self.in_channels,
+            "context_in_dim": self.context_in_dim,
+            "mlp_ratio": self.mlp_ratio,
+            "num_heads": self.num_heads,
+            "depth": self.depth,
+            "depth_single_blocks": self.depth_single_blocks,
+            "axes_dim": self.axes_dim,
+            "qkv_bias": self.qkv_bias,
+            "theta": self.theta,
+            "id_embedding_strategy": self.id_embedding_strategy,
+            "obs_grid": self.obs_grid,
+            "cond_grid": self.cond_grid,
+            "compute_dtype": self.compute_dtype,
+            **token_config(self.token_ids, self.has_metadata, self.metadata_scale),
+            "conditioned": list(self.conditioned),
+        }
 
     def _indices(self):
         """Static ``(dim_obs, in_channels)`` and ``(dim_cond, context_in_dim)`` positions of the
         obs and cond scalars in the flat token vector."""
-        hyper = dict(self.hyperparameters)
         conditioned = np.asarray(self.conditioned)
-        obs = np.flatnonzero(~conditioned).reshape(hyper["dim_obs"], hyper["in_channels"])
-        cond = np.flatnonzero(conditioned).reshape(hyper["dim_cond"], hyper["context_in_dim"])
+        obs = np.flatnonzero(~conditioned).reshape(self.dim_obs, self.in_channels)
+        cond = np.flatnonzero(conditioned).reshape(self.dim_cond, self.context_in_dim)
         return obs, cond
 
     def __call__(
@@ -358,8 +393,7 @@ class Flux1(AbstractModel):
                 "Flux1 does not take an `edge_mask` (its attention is dense); use Flux1Joint or "
                 "the Simformer for attention masks."
             )
-        hyper = dict(self.hyperparameters)
-        dtype = hyper["compute_dtype"]
+        dtype = self.compute_dtype
         obs_index, cond_index = self._indices()
         obs_default, cond_default = self.obs_ids.default_ids(), self.cond_ids.default_ids()
         check_shapes(obs_ids=(obs_ids, obs_default.shape), cond_ids=(cond_ids, cond_default.shape))
@@ -377,9 +411,9 @@ class Flux1(AbstractModel):
             positions = metadata_rope_positions(
                 positions,
                 np.asarray(self.has_metadata)[first],
-                metadata[first] * hyper["metadata_scale"],
+                metadata[first] * self.metadata_scale,
             )
-        angles = rope_angles(positions, hyper["axes_dim"], hyper["theta"])
+        angles = rope_angles(positions, self.axes_dim, self.theta)
         vec = self.time_embedding(t)
         low = vec.astype(dtype)
         streams = (cond.astype(dtype), obs.astype(dtype))
@@ -390,5 +424,5 @@ class Flux1(AbstractModel):
         h = jnp.concatenate(streams)
         if self.single_blocks is not None:
             h = run_stack(self.single_blocks, h, lambda block, h: block(h, low, angles), dtype)
-        out = self.final_layer(h[hyper["dim_cond"] :].astype(jnp.float32), vec)
+        out = self.final_layer(h[self.dim_cond :].astype(jnp.float32), vec)
         return jnp.zeros(n, out.dtype).at[obs_index.ravel()].set(out.ravel())

@@ -18,7 +18,8 @@ from ._base import (
     check_positive_ints,
     check_shapes,
     layout_metadata,
-    rope_metadata_hyperparameters,
+    rope_metadata_scale,
+    token_config,
     token_metadata,
 )
 from ._flux_blocks import FinalLayer, SingleStreamBlock, TimeEmbedding, check_flux_hyperparameters
@@ -45,6 +46,10 @@ class Flux1Joint(AbstractModel):
     and share one ID per node and channel (``token_ids``), so they are told apart by their
     coordinate alone and the model is equivariant to reordering them. `Flux1Joint.for_data`
     sets both from `Series` nodes.
+
+    The settings are the static fields below, named as the constructor's arguments (with
+    defaults resolved: ``theta``, ``metadata_scale``); `config` gives them back as keyword
+    arguments and `from_config` rebuilds the model.
     """
 
     value_in: eqx.nn.Linear
@@ -54,9 +59,19 @@ class Flux1Joint(AbstractModel):
     single_blocks: SingleStreamBlock
     final_layer: FinalLayer
     num_scalars: int = eqx.field(static=True)
+    mlp_ratio: float = eqx.field(static=True)
+    num_heads: int = eqx.field(static=True)
+    depth_single_blocks: int = eqx.field(static=True)
+    axes_dim: tuple[int, ...] = eqx.field(static=True)
+    qkv_bias: bool = eqx.field(static=True)
+    theta: float = eqx.field(static=True)
+    id_embedding_strategy: str = eqx.field(static=True)
+    grid: tuple[int, int] | None = eqx.field(static=True)
+    compute_dtype: str = eqx.field(static=True)
     token_ids: tuple[int, ...] = eqx.field(static=True)
     has_metadata: tuple[bool, ...] = eqx.field(static=True)
-    hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True)
+    # None without metadata tokens (nothing reads it then).
+    metadata_scale: float | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -91,44 +106,43 @@ class Flux1Joint(AbstractModel):
         - `key`: a `jax.random` key.
         """
         check_positive_ints(num_scalars=num_scalars)
-        hyper = dict(
-            mlp_ratio=float(mlp_ratio),
+        self.num_scalars = num_scalars
+        self.mlp_ratio = float(mlp_ratio)
+        self.num_heads = num_heads
+        self.depth_single_blocks = depth_single_blocks
+        self.axes_dim = tuple(int(a) for a in axes_dim)
+        self.qkv_bias = bool(qkv_bias)
+        self.id_embedding_strategy = id_embedding_strategy
+        self.grid = None if grid is None else tuple(grid)
+        self.compute_dtype = compute_dtype_name(compute_dtype)
+        hidden = check_flux_hyperparameters(
             num_heads=num_heads,
             depth_single_blocks=depth_single_blocks,
-            axes_dim=tuple(int(a) for a in axes_dim),
-            qkv_bias=bool(qkv_bias),
+            axes_dim=self.axes_dim,
+            mlp_ratio=self.mlp_ratio,
             theta=float(10 * num_scalars if theta is None else theta),
-            id_embedding_strategy=id_embedding_strategy,
-            grid=None if grid is None else tuple(grid),
-            compute_dtype=compute_dtype_name(compute_dtype),
         )
-        hidden = check_flux_hyperparameters(**hyper)
         if depth_single_blocks < 1:
             raise ValueError(f"`depth_single_blocks` must be >= 1, got {depth_single_blocks}.")
-        token_ids, has_metadata = token_metadata(num_scalars, token_ids, has_metadata)
-        if any(has_metadata):
+        self.token_ids, self.has_metadata = token_metadata(num_scalars, token_ids, has_metadata)
+        if any(self.has_metadata):
             check_metadata_strategy(id_embedding_strategy)
-        hyper.update(
-            rope_metadata_hyperparameters(token_ids, has_metadata, metadata_scale, num_scalars, theta)
+        self.metadata_scale, self.theta = rope_metadata_scale(
+            self.has_metadata, metadata_scale, num_scalars, theta, 10 * num_scalars
         )
         kv, ki, kc, kt, kb, kf = jr.split(key, 6)
         self.value_in = eqx.nn.Linear("scalar", hidden, key=kv)
         self.ids = IdEmbedding(
-            id_embedding_strategy, num_scalars, hidden, axes_dim=hyper["axes_dim"],
-            grid=hyper["grid"], key=ki,
+            id_embedding_strategy, num_scalars, hidden, axes_dim=self.axes_dim, grid=self.grid,
+            key=ki,
         )
         self.condition_embedding = 0.5 * jr.normal(kc, (2, hidden))
         self.time_embedding = TimeEmbedding(hidden, key=kt)
+        block_args = (hidden, num_heads, self.mlp_ratio, self.qkv_bias)
         self.single_blocks = make_stack(
-            lambda k: SingleStreamBlock(hidden, num_heads, hyper["mlp_ratio"], hyper["qkv_bias"], key=k),
-            depth_single_blocks,
-            key=kb,
+            lambda k: SingleStreamBlock(*block_args, key=k), depth_single_blocks, key=kb
         )
         self.final_layer = FinalLayer(hidden, 1, key=kf)
-        self.num_scalars = num_scalars
-        self.token_ids = token_ids
-        self.has_metadata = has_metadata
-        self.hyperparameters = tuple(hyper.items())
 
     @classmethod
     def for_data(cls, data: Mapping[str, NodeData], *, key: Key, **hyperparameters) -> "Flux1Joint":
@@ -140,11 +154,19 @@ class Flux1Joint(AbstractModel):
 
     @property
     def config(self) -> dict[str, Any]:
-        hyper = dict(self.hyperparameters)
-        for name in ("token_ids", "has_metadata"):
-            if name in hyper:
-                hyper[name] = list(hyper[name])
-        return {"num_scalars": self.num_scalars, **hyper}
+        return {
+            "num_scalars": self.num_scalars,
+            "mlp_ratio": self.mlp_ratio,
+            "num_heads": self.num_heads,
+            "depth_single_blocks": self.depth_single_blocks,
+            "axes_dim": self.axes_dim,
+            "qkv_bias": self.qkv_bias,
+            "theta": self.theta,
+            "id_embedding_strategy": self.id_embedding_strategy,
+            "grid": self.grid,
+            "compute_dtype": self.compute_dtype,
+            **token_config(self.token_ids, self.has_metadata, self.metadata_scale),
+        }
 
     def __call__(
         self,
@@ -172,8 +194,7 @@ class Flux1Joint(AbstractModel):
         if ids is None and self.token_ids != tuple(range(n)):
             ids = default[np.asarray(self.token_ids)]  # tokens that share an ID share a row
         ids = default if ids is None else ids
-        hyper = dict(self.hyperparameters)
-        dtype = hyper["compute_dtype"]
+        dtype = self.compute_dtype
         h = (
             jax.vmap(self.value_in)(x)
             + self.ids.additive(ids)
@@ -182,9 +203,9 @@ class Flux1Joint(AbstractModel):
         positions = self.ids.rope_positions(ids)
         if any(self.has_metadata):
             positions = metadata_rope_positions(
-                positions, self.has_metadata, metadata * hyper["metadata_scale"]
+                positions, self.has_metadata, metadata * self.metadata_scale
             )
-        angles = rope_angles(positions, hyper["axes_dim"], hyper["theta"])
+        angles = rope_angles(positions, self.axes_dim, self.theta)
         vec = self.time_embedding(t)
         low = vec.astype(dtype)
         h = run_stack(

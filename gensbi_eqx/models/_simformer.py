@@ -17,6 +17,7 @@ from ._base import (
     check_positive_ints,
     check_shapes,
     layout_metadata,
+    token_config,
     token_metadata,
 )
 from ._embeddings import GaussianFourierEmbedding, MetadataEmbedding
@@ -35,6 +36,9 @@ class Simformer(AbstractModel):
     model is equivariant to reordering them. `Simformer.for_data` sets both from `Series`
     nodes.
 
+    The settings are the static fields below, named as the constructor's arguments; `config`
+    gives them back as keyword arguments and `from_config` rebuilds the model.
+
     The defaults are the paper's "small" configuration (about 180k parameters on two moons).
     ``compute_dtype="bfloat16"`` runs the transformer blocks in bfloat16; parameters and the
     embeddings stay float32.
@@ -48,9 +52,19 @@ class Simformer(AbstractModel):
     transformer: Transformer
     head: eqx.nn.Linear
     num_scalars: int = eqx.field(static=True)
+    dim_value: int = eqx.field(static=True)
+    dim_id: int = eqx.field(static=True)
+    dim_condition: int = eqx.field(static=True)
+    num_heads: int = eqx.field(static=True)
+    head_dim: int = eqx.field(static=True)
+    depth: int = eqx.field(static=True)
+    widening: int = eqx.field(static=True)
+    dim_time: int = eqx.field(static=True)
+    compute_dtype: str = eqx.field(static=True)
     token_ids: tuple[int, ...] = eqx.field(static=True)
     has_metadata: tuple[bool, ...] = eqx.field(static=True)
-    hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True)
+    # None without metadata tokens (nothing reads it then).
+    metadata_scale: float | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -75,7 +89,8 @@ class Simformer(AbstractModel):
         take a coordinate in ``metadata`` (default none); `metadata_scale`, the standard
         deviation of the coordinate's Fourier frequencies (coordinates are scaled to ``[0, 1]``
         over the training range, so 4 resolves a few dozen distinct points)."""
-        hyper = dict(
+        check_positive_ints(
+            num_scalars=num_scalars,
             dim_value=dim_value,
             dim_id=dim_id,
             dim_condition=dim_condition,
@@ -85,18 +100,20 @@ class Simformer(AbstractModel):
             widening=widening,
             dim_time=dim_time,
         )
-        check_positive_ints(num_scalars=num_scalars, **hyper)
         if dim_time % 2:
             raise ValueError(f"`dim_time` must be even (sin and cos pairs), got {dim_time}.")
-        hyper["compute_dtype"] = compute_dtype_name(compute_dtype)
-        token_ids, has_metadata = token_metadata(num_scalars, token_ids, has_metadata)
-        if any(has_metadata):
-            hyper.update(
-                token_ids=list(token_ids), has_metadata=list(has_metadata),
-                metadata_scale=float(metadata_scale),
-            )
-        elif token_ids != tuple(range(num_scalars)):
-            hyper["token_ids"] = list(token_ids)
+        self.num_scalars = num_scalars
+        self.dim_value = dim_value
+        self.dim_id = dim_id
+        self.dim_condition = dim_condition
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.depth = depth
+        self.widening = widening
+        self.dim_time = dim_time
+        self.compute_dtype = compute_dtype_name(compute_dtype)
+        self.token_ids, self.has_metadata = token_metadata(num_scalars, token_ids, has_metadata)
+        self.metadata_scale = float(metadata_scale) if any(self.has_metadata) else None
         kv, ki, kc, kt, kf, kh, km = jr.split(key, 7)
         dim = dim_value + dim_id + dim_condition
         self.value_embedding = eqx.nn.Linear("scalar", dim_value, key=kv)
@@ -104,19 +121,14 @@ class Simformer(AbstractModel):
         self.condition_embedding = 0.5 * jr.normal(kc, (dim_condition,))
         self.time_embedding = GaussianFourierEmbedding(dim_time, key=kt)
         self.metadata_embedding = (
-            MetadataEmbedding(dim_id, scale=metadata_scale, key=km) if any(has_metadata) else None
+            MetadataEmbedding(dim_id, scale=metadata_scale, key=km)
+            if self.metadata_scale is not None else None
         )
         self.transformer = Transformer(
             dim, dim_time, depth, num_heads, head_dim, widening,
-            compute_dtype=hyper["compute_dtype"], key=kf,
+            compute_dtype=self.compute_dtype, key=kf,
         )
         self.head = eqx.nn.Linear(dim, "scalar", key=kh)
-        self.num_scalars = num_scalars
-        self.token_ids = token_ids
-        self.has_metadata = has_metadata
-        self.hyperparameters = tuple(
-            (k, tuple(v) if isinstance(v, list) else v) for k, v in hyper.items()
-        )
 
     @classmethod
     def for_data(cls, data: Mapping[str, NodeData], *, key: Key, **hyperparameters) -> "Simformer":
@@ -128,8 +140,19 @@ class Simformer(AbstractModel):
 
     @property
     def config(self) -> dict[str, Any]:
-        hyper = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparameters}
-        return {"num_scalars": self.num_scalars, **hyper}
+        return {
+            "num_scalars": self.num_scalars,
+            "dim_value": self.dim_value,
+            "dim_id": self.dim_id,
+            "dim_condition": self.dim_condition,
+            "num_heads": self.num_heads,
+            "head_dim": self.head_dim,
+            "depth": self.depth,
+            "widening": self.widening,
+            "dim_time": self.dim_time,
+            "compute_dtype": self.compute_dtype,
+            **token_config(self.token_ids, self.has_metadata, self.metadata_scale),
+        }
 
     def __call__(
         self,
