@@ -12,14 +12,13 @@ turned off. The driver starts a fresh worker for every run, so no run inherits a
 import importlib.metadata
 import inspect
 import platform
-import time
 
 import numpy as np
 import torch
 from sbi.inference import FMPE, NPE, NPSE
 from sbi.utils import BoxUniform
 
-from _workers import max_rss_mib, serve
+from _workers import Stopwatch, max_rss_mib, serve
 
 # sbi's trainers, as a user names them; every other argument keeps sbi's default.
 METHODS = {
@@ -86,25 +85,27 @@ class Worker:
         torch.manual_seed(seed)
         train_args = {} if max_num_epochs is None else {"max_num_epochs": max_num_epochs}
 
-        start = time.perf_counter()
-        inference = METHODS[method](build_prior(prior))
-        inference.append_simulations(theta, x).train(**train_args)
-        posterior = inference.build_posterior()
-        train_s = time.perf_counter() - start
+        with Stopwatch() as train:
+            inference = METHODS[method](build_prior(prior))
+            inference.append_simulations(theta, x).train(**train_args)
+            posterior = inference.build_posterior()
 
-        sample_s, paths = [], []
+        sample_s, sample_cpu_s, paths = [], [], []
         for i, x_o in enumerate(observations):
-            start = time.perf_counter()
-            samples = posterior.sample(
-                (num_samples,), x=torch.from_numpy(x_o), show_progress_bars=False
-            ).numpy()
-            sample_s.append(time.perf_counter() - start)
+            with Stopwatch() as draw:
+                samples = posterior.sample(
+                    (num_samples,), x=torch.from_numpy(x_o), show_progress_bars=False
+                ).numpy()
+            sample_s.append(draw.wall)
+            sample_cpu_s.append(draw.cpu)
             paths.append(f"{save_prefix}-{i}.npy")
             np.save(paths[-1], samples)
         summary = inference.summary
         return {
-            "train_s": train_s,
+            "train_s": train.wall,
+            "train_cpu_s": train.cpu,
             "sample_s": sample_s,
+            "sample_cpu_s": sample_cpu_s,
             "sample_paths": paths,
             "epochs": int(summary["epochs_trained"][-1]),
             # sbi's own clock of its epochs; the rest of train_s is setup around them.

@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -27,6 +28,19 @@ def max_rss_mib() -> float:
     # Linux reports kilobytes, macOS bytes.
     scale = 1 if platform.system() == "Darwin" else 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
+
+
+class Stopwatch:
+    """Wall-clock and CPU seconds of a ``with`` block. CPU time adds up every thread of this
+    process, so on a shared machine it shows the work done where wall time shows the wait."""
+
+    def __enter__(self):
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
 
 
 def serve(worker) -> None:

@@ -55,7 +55,8 @@ from pathlib import Path
 import numpy as np
 
 from _workers import (
-    REPO, Worker, WorkerError, apply_defaults, ensure_venv, max_rss_mib, serve, write_outputs,
+    REPO, Stopwatch, Worker, WorkerError, apply_defaults, ensure_venv, max_rss_mib, serve,
+    write_outputs,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -99,7 +100,7 @@ def run_ours(key, task_name: str, theta, x, observations, num_samples: int,
     ``task_name`` is unused today (room for task-specific settings); ``max_steps`` caps
     training for the budget curves (``None``: the library's default). Returns the training
     seconds (model built + ``fit``), the seconds of each observation's draws (on the host),
-    the draws, the steps trained and the parameter count."""
+    both as wall and CPU time, the draws, the steps trained and the parameter count."""
     import jax
     import jax.numpy as jnp
     import jax.random as jr
@@ -108,24 +109,26 @@ def run_ours(key, task_name: str, theta, x, observations, num_samples: int,
 
     key_model, key_fit, key_sample = jr.split(key, 3)
     budget = {} if max_steps is None else {"max_steps": max_steps}
-    start = time.perf_counter()
-    data = {"theta": jnp.asarray(theta), "x": jnp.asarray(x)}
-    model = gs.Simformer.for_data(data, key=key_model)
-    est = gs.fit(key_fit, model, data, method=gs.VESDE(), progress=False, **budget)
-    jax.block_until_ready(est)
-    train_s = time.perf_counter() - start
+    with Stopwatch() as train:
+        data = {"theta": jnp.asarray(theta), "x": jnp.asarray(x)}
+        model = gs.Simformer.for_data(data, key=key_model)
+        est = gs.fit(key_fit, model, data, method=gs.VESDE(), progress=False, **budget)
+        jax.block_until_ready(est)
 
-    draws, sample_s = [], []
+    draws, sample_s, sample_cpu_s = [], [], []
     for i, x_o in enumerate(observations):
-        start = time.perf_counter()
-        post = est.sample(jr.fold_in(key_sample, i), {"x": jnp.asarray(x_o)},
-                          num_samples=num_samples)["theta"]
-        draws.append(np.asarray(jax.block_until_ready(post)))
-        sample_s.append(time.perf_counter() - start)
+        with Stopwatch() as draw:
+            post = est.sample(jr.fold_in(key_sample, i), {"x": jnp.asarray(x_o)},
+                              num_samples=num_samples)["theta"]
+            draws.append(np.asarray(jax.block_until_ready(post)))
+        sample_s.append(draw.wall)
+        sample_cpu_s.append(draw.cpu)
     history = est.history
     return {
-        "train_s": train_s,
+        "train_s": train.wall,
+        "train_cpu_s": train.cpu,
         "sample_s": sample_s,
+        "sample_cpu_s": sample_cpu_s,
         "draws": draws,
         "steps": None if history is None else len(history.train_loss),
         "stopped_early": None if history is None else bool(history.stopped_early),
@@ -295,7 +298,7 @@ class Bench:
         count = r.get("steps", r.get("epochs"))
         unit = "steps" if library == "ours" else "epochs"
         print(f"  {LABELS[library]}{'' if budget is None else f' (budget {budget})'}: train "
-              f"{r['train_s']:.1f} s ({count} {unit}), draws "
+              f"{r['train_s']:.1f} s (CPU {r['train_cpu_s']:.1f} s, {count} {unit}), draws "
               f"{', '.join(f'{s:.1f}' for s in r['sample_s'])} s, total "
               f"{record['total_s']:.1f} s, C2ST "
               f"{', '.join('-' if c is None else f'{c:.3f}' for c in c2st)} (load {load})",
@@ -402,6 +405,10 @@ def summarise(results: dict) -> dict:
                 "sample_s_per_observation": mean(s for r in group for s in r["sample_s"]),
                 "sample_s_first": mean(r["sample_s"][0] for r in group),
                 "total_s": mean(r["total_s"] for r in group),
+                # CPU seconds of all the worker's threads; wall time / CPU time shows waiting.
+                "train_cpu_s": mean(r.get("train_cpu_s") for r in group),
+                "sample_cpu_s_per_observation": mean(
+                    s for r in group for s in r.get("sample_cpu_s", [])),
                 "simulate_s": mean(r["simulate_s"] for r in group),
                 "c2st_s": mean(s for r in group for s in r["c2st_s"]),
                 "trained": mean(r.get("steps", r.get("epochs")) for r in group),
@@ -474,8 +481,9 @@ def table(results: dict) -> str:
         "reference draws",
         f"- budgets of the main runs: ours max_steps {s['our_steps'] or 'default'}, sbi "
         f"max_num_epochs {s['sbi_epochs'] or 'default'}",
-        "- total = simulation (shared) + training + the draws at every observation; C2ST time "
-        "not counted. Every run is a fresh process: compiles and first calls are included.",
+        "- total = simulation (shared) + training + the draws at every observation, wall clock; "
+        "C2ST time not counted. Every run is a fresh process: compiles and first calls are "
+        "included. CPU s: the worker's CPU time (all threads), for reading a loaded machine.",
         "",
     ]
     if "error" in results:
@@ -486,8 +494,9 @@ def table(results: dict) -> str:
             f"## {task_name}",
             "",
             f"| library / method | C2ST mean ± sd [min, max] | train s | trained | {n:,} draws s "
-            "(mean; first) | total s | total / NPE-NSF | C2ST s | parameters |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "(mean; first) | total s | total / NPE-NSF | CPU s: train; draws | C2ST s | "
+            "parameters |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         nsf_total = libs.get("npe_nsf", {}).get("total_s")
         for library, v in libs.items():
@@ -500,6 +509,8 @@ def table(results: dict) -> str:
                 f"{v['sample_s_per_observation']:.2f}; {v['sample_s_first']:.2f} | "
                 f"{v['total_s']:.1f} | "
                 f"{fmt(nsf_total and v['total_s'] / nsf_total, '.2f')} | "
+                f"{fmt(v['train_cpu_s'], '.1f')}; "
+                f"{fmt(v['sample_cpu_s_per_observation'], '.2f')} | "
                 f"{fmt(v['c2st_s'], '.1f')} | {v['parameters']:,} |")
         if "total_ratio_ours_vs_npe_nsf" in entry:
             lines += ["", f"Total time ours / NPE-NSF: "
