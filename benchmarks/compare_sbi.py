@@ -35,7 +35,12 @@ sbibm) or ``--classifier jax`` (``c2st_jax``, the same protocol, faster); C2ST t
 apart and not counted. ``--budgets`` adds runs of NPE-NSF with ``--sbi-epoch-budgets`` as
 ``max_num_epochs`` and of ours with ``--our-step-budgets`` as ``max_steps`` (each library's
 default run is the largest budget), so that the time each needs to reach a C2ST can be read off
-its curve by linear interpolation; the report gives the ratio of those times.
+its curve by linear interpolation; the report gives the ratio of those times. (sbi 0.27.0's loop
+runs epochs 0 to ``max_num_epochs`` inclusive, so it reports one epoch more than the cap.)
+
+Wall time is what a user waits for, but on a shared machine it mostly measures the wait for a
+core: every run also records its worker's CPU time (all threads) and the load average before it
+started, and the report gives both, so that a loaded run can be recognised.
 
 Writes ``OUT.json`` (every run, every number) and ``OUT.md`` (tables, date, machine, versions,
 command), atomically, after every run. ``--small`` is a smoke test (two moons, 1,000
