@@ -14,15 +14,10 @@ masks), the pipeline's optimizer, loss, jitted train step and EMA step, and its 
 import dataclasses
 import importlib.metadata
 import inspect
-import json
-import os
 import platform
-import resource
 import statistics
-import sys
 import tempfile
 import time
-import traceback
 
 import jax
 import jax.numpy as jnp
@@ -33,14 +28,10 @@ from gensbi.recipes import SimformerFlowPipeline
 from gensbi.recipes.pipeline import ema_step
 from gensbi.recipes.simformer import get_default_simformer_params
 
-MIB = 2**20
+from _workers import max_rss_mib, serve
+
 DIM_OBS = 2  # theta
 DIM_COND = 2  # x
-
-
-def max_rss_mib() -> float:
-    scale = 1 if platform.system() == "Darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
 
 
 def batches(rows: np.ndarray, batch_size: int, seed: int):
@@ -291,26 +282,6 @@ class Worker:
 
     def rss(self) -> dict:
         return {"max_rss_mib": max_rss_mib()}
-
-
-def serve(worker) -> None:
-    """Answer JSON requests from stdin on the real stdout; route all other output to stderr."""
-    replies = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        request = json.loads(line)
-        if request["cmd"] == "exit":
-            break
-        try:
-            if request["cmd"].startswith("_"):
-                raise ValueError(f"unknown command {request['cmd']!r}")
-            reply = {"ok": True, "result": getattr(worker, request["cmd"])(**request["args"])}
-        except Exception:
-            reply = {"ok": False, "error": traceback.format_exc()}
-        replies.write(json.dumps(reply) + "\n")
 
 
 if __name__ == "__main__":

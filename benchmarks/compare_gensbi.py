@@ -79,28 +79,25 @@ import contextlib
 import datetime
 import functools
 import importlib.metadata
-import json
 import os
 import platform
-import resource
 import shlex
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
 
+from _workers import (
+    MIB, Worker, WorkerError, apply_defaults, ensure_venv, max_rss_mib, serve, write_outputs,
+)
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 GENSBI_VERSION = "0.3.4"
 REQUIREMENTS = HERE / "gensbi-requirements.txt"
 GENSBI_WORKER = HERE / "_gensbi_worker.py"
-MIB = 2**20
 C2ST_OBSERVATION = 1
 
 FULL = dict(
@@ -118,12 +115,6 @@ SMALL_GENSBI = dict(
     val_emb_dim=8, id_emb_dim=8, cond_emb_dim=4, num_heads=2, qkv_features=8, depth=2,
     mlp_ratio=2, fourier_features=16,
 )
-
-
-def max_rss_mib() -> float:
-    # Linux reports kilobytes, macOS bytes.
-    scale = 1 if platform.system() == "Darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
 
 
 # ---------------------------------------------------------------------------------------------
@@ -491,121 +482,16 @@ class OursWorker:
         return {"max_rss_mib": max_rss_mib()}
 
 
-def serve(worker) -> None:
-    """Answer JSON requests from stdin on the real stdout; route all other output to stderr."""
-    replies = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        request = json.loads(line)
-        if request["cmd"] == "exit":
-            break
-        try:
-            if request["cmd"].startswith("_"):
-                raise ValueError(f"unknown command {request['cmd']!r}")
-            reply = {"ok": True, "result": getattr(worker, request["cmd"])(**request["args"])}
-        except Exception:
-            reply = {"ok": False, "error": traceback.format_exc()}
-        replies.write(json.dumps(reply) + "\n")
-
-
 # ---------------------------------------------------------------------------------------------
 # The driver
 # ---------------------------------------------------------------------------------------------
-
-
-class WorkerError(RuntimeError):
-    pass
-
-
-class Worker:
-    """A worker subprocess spoken to one JSON line at a time; its stderr goes to a log file."""
-
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict):
-        self.name = name
-        self.log_path = log_path
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
-            cwd=REPO, env=env,
-        )
-
-    def _tail(self, lines: int = 40) -> str:
-        self.log.flush()
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def call(self, cmd: str, **args):
-        try:
-            self.proc.stdin.write(json.dumps({"cmd": cmd, "args": args}) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        except BrokenPipeError:
-            line = ""
-        if not line:
-            raise WorkerError(
-                f"the {self.name} worker exited ({self.proc.poll()}) during {cmd!r}; the end of "
-                f"its log ({self.log_path}):\n{self._tail()}"
-            )
-        reply = json.loads(line)
-        if not reply["ok"]:
-            raise WorkerError(f"the {self.name} worker failed in {cmd!r}:\n{reply['error']}")
-        return reply["result"]
-
-    def close(self) -> None:
-        try:
-            self.proc.stdin.write(json.dumps({"cmd": "exit"}) + "\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=60)
-        except Exception:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-def run_checked(argv, **kwargs) -> str:
-    print("$ " + shlex.join(str(a) for a in argv), flush=True)
-    result = subprocess.run([str(a) for a in argv], check=True, text=True, **kwargs)
-    return result.stdout
 
 
 def ensure_gensbi_venv(venv: Path) -> Path:
     """The GenSBI venv's Python: created with ``python3 -m venv`` if missing, GenSBI installed
     from the pinned requirements (or ``gensbi==0.3.4``, whose resolved versions are then
     written to the requirements file)."""
-    python = venv / "bin" / "python"
-    if not python.exists():
-        base = shutil.which("python3") or sys.executable
-        print(f"Creating the GenSBI venv {venv} (one-time setup)", flush=True)
-        run_checked([base, "-m", "venv", venv])
-        if REQUIREMENTS.exists():
-            run_checked([python, "-m", "pip", "install", "-r", REQUIREMENTS])
-        else:
-            run_checked([python, "-m", "pip", "install", f"gensbi=={GENSBI_VERSION}"])
-    found = run_checked(
-        [python, "-c", "import importlib.metadata as m; print(m.version('gensbi'))"],
-        stdout=subprocess.PIPE,
-    ).strip()
-    if found != GENSBI_VERSION:
-        raise SystemExit(
-            f"{venv} has gensbi {found}, not {GENSBI_VERSION}; remove the venv to recreate it."
-        )
-    if not REQUIREMENTS.exists():
-        frozen = run_checked([python, "-m", "pip", "freeze"], stdout=subprocess.PIPE)
-        header = (
-            f"# GenSBI {GENSBI_VERSION} and the versions pip resolved for it (`pip install "
-            f"gensbi=={GENSBI_VERSION}`, Python {platform.python_version()},\n"
-            f"# {datetime.date.today().isoformat()}); benchmarks/compare_gensbi.py installs "
-            "these into benchmarks/.venv-gensbi.\n"
-        )
-        from gensbi_eqx._atomic import atomic_writer
-
-        with atomic_writer(REQUIREMENTS) as f:
-            f.write((header + frozen).encode())
-        print(f"wrote {REQUIREMENTS}", flush=True)
-    return python
+    return ensure_venv(venv, "gensbi", GENSBI_VERSION, REQUIREMENTS, "benchmarks/compare_gensbi.py")
 
 
 def matched_config(gensbi: dict) -> dict:
@@ -695,9 +581,7 @@ def main():
     if args.worker:
         serve(OursWorker())
         return
-    for name, value in (SMALL if args.small else FULL).items():
-        if getattr(args, name, None) is None:
-            setattr(args, name, value)
+    apply_defaults(args, SMALL if args.small else FULL)
     e2e_methods = [m for m in args.e2e_methods.split(",") if m]
     if any(m not in ("fm", "ve") for m in e2e_methods):
         parser.error(f"--e2e-methods: fm and/or ve, got {args.e2e_methods!r}")
@@ -708,7 +592,6 @@ def main():
     import jax.random as jr
 
     import gensbi_eqx as gs
-    from gensbi_eqx._atomic import atomic_writer
     from gensbi_eqx.benchmark._runner import machine_description
 
     machine = machine_description()
@@ -749,7 +632,7 @@ def main():
             ours.close()
             theirs.close()
             results["driver_max_rss_mib"] = max_rss_mib()
-            write_outputs(args.out, results, atomic_writer)
+            write_outputs(args.out, results, table)
 
 
 def run(args, results, ours: Worker, theirs: Worker, tmp: Path, score, e2e_methods) -> None:
@@ -1143,18 +1026,6 @@ def table(results: dict) -> str:
             f"{o['fraction_of_model_shaped_matmul_analytic']:.1%}) | | | >= 50% |",
         ]
     return "\n".join(lines) + "\n"
-
-
-def write_outputs(out: Path, results: dict, atomic_writer) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out.parent / (out.name + ".json"), out.parent / (out.name + ".md")
-    with atomic_writer(json_path) as f:
-        f.write((json.dumps(results, indent=2, default=float) + "\n").encode())
-    report = table(results)
-    with atomic_writer(md_path) as f:
-        f.write(report.encode())
-    print("\n" + report, flush=True)
-    print(f"wrote {json_path} and {md_path}", flush=True)
 
 
 if __name__ == "__main__":

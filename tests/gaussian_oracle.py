@@ -6,7 +6,6 @@ tests can separate the sampler's own error from a network's approximation error.
 
 import math
 
-import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float

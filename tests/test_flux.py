@@ -2,7 +2,6 @@
 Flux1 answers, and trained accuracy on the Gaussian linear task."""
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
