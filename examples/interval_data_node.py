@@ -11,7 +11,7 @@ with the exact answer by rejection: simulate from the prior and the simulator, k
 whose ``x`` falls in the box. It prints the fraction of guided ``x`` draws inside the box and
 the guided and rejection medians, means and standard deviations of ``theta``.
 
-Known limitation (see the README's section on constraints): with a trained model the guidance
+Known limitation (see docs/how-to/constraints.md): with a trained model the guidance
 puts ``x`` in the box, but ``theta``, which is correlated with ``x``, can come out off: the
 guidance gradient flows through the network's Jacobian at high noise levels. In these runs that
 shows as a few stray draws rather than a shifted bulk: all guided ``x`` draws are inside the box
