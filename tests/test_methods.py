@@ -215,9 +215,15 @@ def test_oracle_output_gives_exact_posterior_mean_and_score(method, getkey):
 
 
 _batch_loss = eqx.filter_jit(batch_loss)
-_example_losses = eqx.filter_jit(
-    jax.vmap(example_loss, in_axes=(None, None, 0, 0, 0))
-)
+
+
+@eqx.filter_jit
+def _example_losses(model, method, x0, masks, key):
+    """Each example's loss, with the times and noise `batch_loss` draws from ``key``."""
+    k_t, k_eps = jr.split(key)
+    t = method.sample_time(k_t, (x0.shape[0],))
+    eps = jr.normal(k_eps, x0.shape)
+    return jax.vmap(example_loss, in_axes=(None, None, 0, 0, 0, 0))(model, method, x0, masks, t, eps)
 
 
 def _expected_oracle_loss(method) -> float:
@@ -259,7 +265,7 @@ def test_oracle_minimises_loss(method, getkey):
     best = _batch_loss(oracle, method, x0, masks, key)
     for perturbed in (GaussianOracle(method, n, shift=0.1), GaussianOracle(method, n, scale=1.1)):
         assert best < _batch_loss(perturbed, method, x0, masks, key)
-    losses = np.asarray(_example_losses(oracle, method, x0, masks, jr.split(key, num)), np.float64)
+    losses = np.asarray(_example_losses(oracle, method, x0, masks, key), np.float64)
     expected = _expected_oracle_loss(method)
     tolerance = 5 * losses.std() / np.sqrt(num)
     assert abs(losses.mean() - expected) < tolerance, (losses.mean(), expected, tolerance)
@@ -311,8 +317,10 @@ def test_observed_tokens_are_clean_and_ignored(method, getkey):
     oracle = GaussianOracle(method, n)
     filled = GaussianOracle(method, n, observed_fill=1e3)
     for mask, k in zip(masks[:8], jr.split(key, 8)):
+        t, eps = method.sample_time(k), jr.normal(jr.fold_in(k, 1), x0_single.shape)
         np.testing.assert_array_equal(
-            example_loss(filled, method, x0_single, mask, k), example_loss(oracle, method, x0_single, mask, k)
+            example_loss(filled, method, x0_single, mask, t, eps),
+            example_loss(oracle, method, x0_single, mask, t, eps),
         )
 
 
