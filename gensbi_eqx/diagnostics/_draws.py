@@ -39,6 +39,16 @@ def node_labels(name: str, shape: tuple[int, ...]) -> list[str]:
     return [f"{name}[{', '.join(map(str, index))}]" for index in np.ndindex(*shape)]
 
 
+def sampled_node(draws: Mapping[str, ArrayLike], name: str) -> np.ndarray:
+    """Node ``name`` of what ``estimator.sample`` returned, as a NumPy array; a ValueError if
+    the estimator left out that node of ``infer``."""
+    if name not in draws:
+        raise ValueError(
+            f"`estimator.sample` returned nodes {list(draws)}, without {name!r} of `infer`."
+        )
+    return np.asarray(draws[name])
+
+
 def _check_truths(
     truths: Mapping[str, ArrayLike], infer: tuple[str, ...]
 ) -> dict[str, np.ndarray]:
@@ -120,12 +130,7 @@ def conditional_samples(
         draws = estimator.sample(chunk_key, condition, num_samples)
         columns = []
         for name in infer:
-            if name not in draws:
-                raise ValueError(
-                    f"`estimator.sample` returned nodes {list(draws)}, without {name!r} of "
-                    f"`infer`."
-                )
-            value = np.asarray(draws[name])
+            value = sampled_node(draws, name)
             node_shape = arrays[name].shape[1:]
             size = math.prod(node_shape)
             if value.shape[:2] != (num_samples, chunk) or math.prod(value.shape[2:]) != size:

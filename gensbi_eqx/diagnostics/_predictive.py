@@ -9,7 +9,7 @@ import numpy as np
 
 from .._custom_types import Array, ArrayLike, Float, Key
 from ._checks import as_float_array, check_positive_int, names_tuple
-from ._draws import SupportsSample, node_labels
+from ._draws import SupportsSample, node_labels, sampled_node
 
 
 Simulator = Callable[[Key, Float[Array, "num_samples dim_theta"]], ArrayLike]
@@ -88,11 +88,7 @@ def posterior_predictive(
     draws = estimator.sample(key_posterior, condition, num_samples)
     columns = []
     for name in infer:
-        if name not in draws:
-            raise ValueError(
-                f"`estimator.sample` returned nodes {list(draws)}, without {name!r} of `infer`."
-            )
-        value = np.asarray(draws[name])
+        value = sampled_node(draws, name)
         if value.ndim == 0 or value.shape[0] != num_samples:
             raise ValueError(
                 f"`estimator.sample` returned {name!r} of shape {value.shape}; expected "

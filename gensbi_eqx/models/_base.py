@@ -8,6 +8,7 @@ import equinox as eqx
 import numpy as np
 
 from .._custom_types import ConditionMask, EdgeMask, Key, Scalar, Flat
+from ..data import NodeData, NodeLayout
 
 # Not `typing.Self`: the test suite's runtime checker (beartype) refuses it outside a class it
 # decorates itself.
@@ -126,6 +127,16 @@ def layout_metadata(layout) -> dict[str, tuple]:
     if not layout.has_metadata:
         return {}
     return {"token_ids": layout.token_ids(), "has_metadata": layout.metadata_mask()}
+
+
+def one_token_per_scalar(
+    cls: type[_Model], data: Mapping[str, NodeData], key: Key, hyperparameters: Mapping[str, Any]
+) -> _Model:
+    """The joint model ``cls(num_scalars, ...)`` with one token per scalar of the named data
+    ``{name: (N, *shape)}``; the scalars of `Series` nodes take their times as metadata unless
+    ``hyperparameters`` say otherwise."""
+    layout = NodeLayout.from_data(data)
+    return cls(layout.num_scalars, key=key, **{**layout_metadata(layout), **hyperparameters})
 
 
 def rope_metadata_scale(

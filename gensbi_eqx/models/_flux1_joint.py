@@ -11,13 +11,13 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, Scalar, Flat
-from ..data import NodeData, NodeLayout
+from ..data import NodeData
 from ._base import (
     AbstractModel,
     check_metadata,
     check_positive_ints,
     check_shapes,
-    layout_metadata,
+    one_token_per_scalar,
     rope_metadata_scale,
     token_config,
     token_metadata,
@@ -148,9 +148,7 @@ class Flux1Joint(AbstractModel):
     def for_data(cls, data: Mapping[str, NodeData], *, key: Key, **hyperparameters) -> "Flux1Joint":
         """A Flux1Joint with one token per scalar of the named data ``{name: (N, *shape)}``;
         the scalars of `Series` nodes take their times as metadata."""
-        layout = NodeLayout.from_data(data)
-        hyperparameters = {**layout_metadata(layout), **hyperparameters}
-        return cls(layout.num_scalars, key=key, **hyperparameters)
+        return one_token_per_scalar(cls, data, key, hyperparameters)
 
     @property
     def config(self) -> dict[str, Any]:

@@ -10,13 +10,13 @@ import jax.numpy as jnp
 import jax.random as jr
 
 from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, TokenIds, Scalar, Flat
-from ..data import NodeData, NodeLayout
+from ..data import NodeData
 from ._base import (
     AbstractModel,
     check_metadata,
     check_positive_ints,
     check_shapes,
-    layout_metadata,
+    one_token_per_scalar,
     token_config,
     token_metadata,
 )
@@ -134,9 +134,7 @@ class Simformer(AbstractModel):
     def for_data(cls, data: Mapping[str, NodeData], *, key: Key, **hyperparameters) -> "Simformer":
         """A Simformer with one token per scalar of the named data ``{name: (N, d) or (N,)}``;
         the scalars of `Series` nodes take their times as metadata."""
-        layout = NodeLayout.from_data(data)
-        hyperparameters = {**layout_metadata(layout), **hyperparameters}
-        return cls(layout.num_scalars, key=key, **hyperparameters)
+        return one_token_per_scalar(cls, data, key, hyperparameters)
 
     @property
     def config(self) -> dict[str, Any]:

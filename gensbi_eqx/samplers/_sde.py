@@ -1,6 +1,9 @@
 """The reverse-time SDE ``dy = [f y - g^2 score] dt + g dW``, solved with diffrax: fixed-step
 Euler-Maruyama (`SDE`) or an adaptive stochastic solver over a Brownian tree (`AdaptiveSDE`)."""
 
+from collections.abc import Callable
+from typing import Any
+
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
@@ -40,6 +43,34 @@ def reverse_terms(brownian: diffrax.AbstractBrownianPath) -> diffrax.MultiTerm:
     )
 
 
+def solve_reverse_sde(
+    key: Key,
+    denoiser: AbstractDenoiser,
+    y_cond: Flat,
+    condition_mask: ConditionMask,
+    brownian: Callable[[Key], diffrax.AbstractBrownianPath],
+    solver: diffrax.AbstractSolver,
+    **step_options: Any,
+) -> Flat:
+    """One draw ``(num_scalars,)``: `initial_state`, then the reverse SDE from ``s = 0`` to 1
+    with ``solver`` along the path ``brownian(key)`` (``step_options``: ``dt0``, ``max_steps``
+    and the step-size controller of ``diffeqsolve``); observed entries stay ``y_cond``."""
+    k_init, k_path = jr.split(key)
+    y0 = initial_state(k_init, denoiser, y_cond, condition_mask)
+    solution = diffrax.diffeqsolve(
+        reverse_terms(brownian(k_path)),
+        solver,
+        t0=0.0,
+        t1=1.0,
+        y0=y0,
+        args=(denoiser, condition_mask),
+        saveat=diffrax.SaveAt(t1=True),
+        adjoint=diffrax.ForwardMode(),  # sampling is never differentiated in reverse mode
+        **step_options,
+    )
+    return jnp.where(condition_mask, y_cond, solution.ys[-1])
+
+
 def check_sde_method(method: AbstractMethod) -> None:
     if data_vanishes_at_noise_end(method):
         raise ValueError(
@@ -67,21 +98,16 @@ class SDE(AbstractSampler):
     def __call__(
         self, key: Key, denoiser: AbstractDenoiser, y_cond: Flat, condition_mask: ConditionMask
     ) -> Flat:
-        k_init, k_path = jr.split(key)
-        y0 = initial_state(k_init, denoiser, y_cond, condition_mask)
-        solution = diffrax.diffeqsolve(
-            reverse_terms(diffrax.UnsafeBrownianPath(shape=y_cond.shape, key=k_path)),
+        return solve_reverse_sde(
+            key,
+            denoiser,
+            y_cond,
+            condition_mask,
+            lambda k: diffrax.UnsafeBrownianPath(shape=y_cond.shape, key=k),
             diffrax.Euler(),
-            t0=0.0,
-            t1=1.0,
             dt0=1.0 / self.steps,
-            y0=y0,
-            args=(denoiser, condition_mask),
-            saveat=diffrax.SaveAt(t1=True),
             max_steps=self.steps,
-            adjoint=diffrax.ForwardMode(),  # sampling is never differentiated in reverse mode
         )
-        return jnp.where(condition_mask, y_cond, solution.ys[-1])
 
 
 class AdaptiveSDE(AbstractSampler):
@@ -116,23 +142,20 @@ class AdaptiveSDE(AbstractSampler):
     def __call__(
         self, key: Key, denoiser: AbstractDenoiser, y_cond: Flat, condition_mask: ConditionMask
     ) -> Flat:
-        k_init, k_path = jr.split(key)
-        y0 = initial_state(k_init, denoiser, y_cond, condition_mask)
-        brownian = diffrax.VirtualBrownianTree(
-            0.0, 1.0, tol=self.brownian_tol, shape=y_cond.shape, key=k_path,
-            levy_area=diffrax.SpaceTimeLevyArea,
-        )
-        solution = diffrax.diffeqsolve(
-            reverse_terms(brownian),
+        def brownian(k: Key) -> diffrax.VirtualBrownianTree:
+            return diffrax.VirtualBrownianTree(
+                0.0, 1.0, tol=self.brownian_tol, shape=y_cond.shape, key=k,
+                levy_area=diffrax.SpaceTimeLevyArea,
+            )
+
+        return solve_reverse_sde(
+            key,
+            denoiser,
+            y_cond,
+            condition_mask,
+            brownian,
             self.solver,
-            t0=0.0,
-            t1=1.0,
             dt0=self.dt0,
-            y0=y0,
-            args=(denoiser, condition_mask),
-            saveat=diffrax.SaveAt(t1=True),
             stepsize_controller=diffrax.PIDController(rtol=self.rtol, atol=self.atol),
             max_steps=self.max_steps,
-            adjoint=diffrax.ForwardMode(),
         )
-        return jnp.where(condition_mask, y_cond, solution.ys[-1])
