@@ -86,6 +86,7 @@ def bisect_time(method, log_ratio: Float[Array, "..."], iterations: int = 40) ->
     """The time in ``[t_min, 1]`` where ``log(sigma / alpha)`` (increasing in ``t``) equals
     ``log_ratio``, by bisection; ratios beyond the path's range give its ends."""
 
+    @jnp.vectorize  # alpha_sigma takes one time
     def ratio(t):
         alpha, sigma = method.alpha_sigma(t)
         return jnp.log(sigma) - jnp.log(alpha)
