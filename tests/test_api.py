@@ -61,7 +61,7 @@ def test_posterior_matches_closed_form(estimator, task):
     x_o = jnp.array([0.3, -0.2])
     post = estimator.sample(jr.key(3), {"x": x_o}, NUM)
     assert isinstance(post, gs.Samples) and post.info == {}
-    assert post.sampler == gs.samplers.default_sampler(gs.VESDE()) == gs.SDE(steps=100)
+    assert post.sampler == gs.samplers.default_sampler(gs.VESDE()) == gs.SDE(steps=200)
     assert set(post) == {"theta"} and post["theta"].shape == (NUM, DIM)
     assert set(dict(post)) == {"theta"} and "theta" in repr(post)
     truth = task.true_posterior(x_o)

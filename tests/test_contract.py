@@ -40,7 +40,7 @@ JOINT = ["Simformer", "Flux1Joint"]
 # Every method, each with the sampler `gs.samplers.default_sampler` gives it.
 METHODS = [gs.VESDE(), gs.VPSDE(), gs.FlowMatching(), gs.EDM()]
 DEFAULT_SAMPLERS = {
-    "VESDE": gs.SDE(steps=100),
+    "VESDE": gs.SDE(steps=200),
     "VPSDE": gs.SDE(steps=500),
     "FlowMatching": gs.ODE(diffrax.Heun(), steps=20),
     "EDM": gs.EDMSampler(steps=18),
