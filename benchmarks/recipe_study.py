@@ -31,7 +31,6 @@ import platform
 import time
 from pathlib import Path
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -44,6 +43,7 @@ from gensbi_eqx._atomic import atomic_writer
 from gensbi_eqx.data import NodeLayout, Standardiser
 from gensbi_eqx.training import batch_loss, make_fused_train_steps, make_train_step
 from gensbi_eqx.training._loop import _masks
+from sampler_study import sampler_of  # heun:k, sde:k, edm:k, tsit5:tol
 
 RESULTS = Path(__file__).parent / "results"
 TASKS = {
@@ -123,20 +123,6 @@ def method_of(settings: dict):
     return {"ve": gs.VESDE, "vp": gs.VPSDE, "fm": gs.FlowMatching, "edm": gs.EDM}[
         settings["method"]
     ](times=times)
-
-
-def sampler_of(spec: str):
-    """``heun:k`` (probability-flow ODE, k Heun steps), ``sde:k``, ``edm:k``, ``tsit5:tol``."""
-    kind, value = spec.split(":")
-    if kind == "heun":
-        return gs.ODE(diffrax.Heun(), steps=int(value))
-    if kind == "sde":
-        return gs.SDE(steps=int(value))
-    if kind == "edm":
-        return gs.EDMSampler(steps=int(value))
-    if kind == "tsit5":
-        return gs.ODE(rtol=float(value), atol=float(value))
-    raise SystemExit(f"unknown sampler {spec!r}")
 
 
 def optimizer_of(settings: dict, total_steps: int) -> optax.GradientTransformation:
