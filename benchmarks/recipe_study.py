@@ -41,7 +41,7 @@ import optax
 import gensbi_eqx as gs
 from gensbi_eqx._atomic import atomic_writer
 from gensbi_eqx.data import NodeLayout, Standardiser
-from gensbi_eqx.training import batch_loss, make_fused_train_steps, make_train_step
+from gensbi_eqx.training import batch_loss, make_fused_train_steps
 from gensbi_eqx.training._loop import _masks
 from sampler_study import sampler_of  # heun:k, sde:k, edm:k, tsit5:tol
 
