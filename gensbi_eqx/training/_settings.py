@@ -1,16 +1,10 @@
 """Every setting of a training run, in one object: what `gensbi_eqx.fit` takes as ``training``."""
 
 import equinox as eqx
-import numpy as np
 import optax
 
 from ._optimizer import default_optimizer
-from ._stopping import AbstractStopping, EarlyStopping
-
-
-def _positive_int(value, argument: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{argument}` must be a positive integer, got {value!r}.")
+from ._stopping import AbstractStopping, EarlyStopping, _positive_int
 
 
 class Training(eqx.Module):
