@@ -99,7 +99,7 @@ def test_simulator_bad_theta(case):
 
 
 class _Shift(AbstractTask):
-    """A task written against the interface alone: ``x = theta + offset``."""
+    """A task written against the interface alone: ``x = theta + 1``."""
 
     name = "shift"
     dim_theta = 3
@@ -107,9 +107,23 @@ class _Shift(AbstractTask):
 
     prior: Normal
 
-    def simulator(self, key, theta, offset=1.0):
-        self._check_theta(theta)
-        return theta + offset
+    def _simulate(self, key, theta):
+        return theta + 1.0
+
+
+class _Ramp(AbstractTimeSeriesTask):
+    """A time-series task written against the interface alone: ``x = theta * times``."""
+
+    name = "ramp"
+    dim_theta = 2
+    num_channels = 2
+    t_end = 1.0
+
+    prior: Normal
+    times: jax.Array
+
+    def _simulate(self, key, theta, times):
+        return theta[:, None, :] * times
 
 
 def test_interface_is_enough_to_write_a_task():
@@ -117,8 +131,17 @@ def test_interface_is_enough_to_write_a_task():
     theta, x = task.simulate(jr.key(0), 2)
     np.testing.assert_array_equal(theta, task.prior.sample(jr.split(jr.key(0))[0], 2))
     np.testing.assert_array_equal(x, theta + 1.0)
-    # Further arguments of simulate go to the simulator (as `times` for the time-series tasks).
-    np.testing.assert_array_equal(task.simulate(jr.key(0), 2, 5.0)[1], theta + 5.0)
-    np.testing.assert_array_equal(task.simulate(jr.key(0), 2, offset=5.0)[1], theta + 5.0)
+    # The base checks theta before the task's own simulator sees it.
+    with pytest.raises(ValueError, match="theta"):
+        task.simulator(jr.key(0), jnp.zeros((2, 4)))
+    # Further arguments of simulate go to the simulator; the base broadcasts `times` to
+    # (n, T, num_channels) whichever of its three shapes is given.
+    ramp = _Ramp(Normal(np.zeros(2, np.float32), np.eye(2, dtype=np.float32)), jnp.arange(3.0))
+    theta, x = ramp.simulate(jr.key(0), 2)
+    np.testing.assert_allclose(x, theta[:, None, :] * jnp.arange(3.0)[None, :, None])
+    times = jnp.asarray([[0.0, 2.0], [1.0, 3.0]])
+    np.testing.assert_allclose(
+        ramp.simulate(jr.key(0), 2, times)[1], theta[:, None, :] * times[:, :, None]
+    )
     with pytest.raises(ValueError, match=r"`prior` must have dim 3 \(`dim_theta`\), got dim 2"):
         _Shift(Normal(np.zeros(2, np.float32), np.eye(2, dtype=np.float32)))

@@ -30,7 +30,8 @@ class AbstractTask(eqx.Module):
     - ``prior``: an [`AbstractDistribution`][gensbi_eqx.tasks.AbstractDistribution] of
       dimension ``dim_theta`` (checked at construction).
     - ``x_shape``: the shape of one simulation, so ``x`` is ``(n, *x_shape)``.
-    - ``simulator(key, theta)``: one simulation per row of ``theta`` ``(n, dim_theta)``.
+    - ``simulator(key, theta)``: one simulation per row of ``theta`` ``(n, dim_theta)``. It checks
+      ``theta`` and calls ``_simulate(key, theta)``, the one method a subclass writes.
 
     ``simulate(key, n)`` draws from the joint: ``theta`` from the prior, then ``x`` from the
     simulator. Everything is ``eqx.filter_jit``-compiled; the same key gives the same draws.
@@ -47,12 +48,20 @@ class AbstractTask(eqx.Module):
                 f"`prior` must have dim {self.dim_theta} (`dim_theta`), got dim {self.prior.dim}."
             )
 
-    @abc.abstractmethod
+    @eqx.filter_jit
     def simulator(
         self, key: Key, theta: Float[Array, "num_samples dim_theta"]
     ) -> Float[Array, "num_samples *x_shape"]:
         """One simulation per row of ``theta`` ``(n, dim_theta)``; returns ``x``,
         ``(n, *x_shape)``. A ``theta`` of another shape raises a ValueError."""
+        self._check_theta(theta)
+        return self._simulate(key, theta)
+
+    @abc.abstractmethod
+    def _simulate(
+        self, key: Key, theta: Float[Array, "num_samples dim_theta"]
+    ) -> Float[Array, "num_samples *x_shape"]:
+        """The simulator proper, on a ``theta`` already checked."""
 
     @jit_checking_counts("n")
     def simulate(
@@ -164,7 +173,7 @@ class AbstractTimeSeriesTask(AbstractTask):
         """The shape of one simulation at the default times: ``(T, num_channels)``."""
         return (self.num_times, self.num_channels)
 
-    @abc.abstractmethod
+    @eqx.filter_jit
     def simulator(
         self,
         key: Key,
@@ -172,7 +181,24 @@ class AbstractTimeSeriesTask(AbstractTask):
         times: Float[Array, "..."] | None = None,
     ) -> Float[Array, "num_samples num_times num_channels"]:
         """One noisy series per row of ``theta`` ``(n, dim_theta)`` at ``times`` (default: the
-        task's ``times``); returns ``x``, ``(n, T, num_channels)``."""
+        task's ``times``; ``(T,)`` shared by all examples, ``(n, T)`` per example, or
+        ``(n, T, num_channels)`` per example and channel; any order, all ``>= 0``); returns
+        ``x``, ``(n, T, num_channels)``."""
+        self._check_theta(theta)
+        times = broadcast_times(
+            self.times if times is None else times, theta.shape[0], self.num_channels, theta.dtype
+        )
+        return self._simulate(key, theta, times)
+
+    @abc.abstractmethod
+    def _simulate(
+        self,
+        key: Key,
+        theta: Float[Array, "num_samples dim_theta"],
+        times: Float[Array, "num_samples num_times num_channels"],
+    ) -> Float[Array, "num_samples num_times num_channels"]:
+        """The simulator proper, on a ``theta`` already checked and ``times`` per example and
+        channel."""
 
     @jit_checking_counts("n", "num_times")
     def sample_times(
@@ -183,12 +209,3 @@ class AbstractTimeSeriesTask(AbstractTask):
         paper uses ``num_times = 20``)."""
         times = jr.uniform(key, (n, num_times, self.num_channels), jnp.float32, 0.0, self.t_end)
         return jnp.sort(times, axis=1)
-
-    def _observation_times(
-        self, theta: Array, times: Float[Array, "..."] | None
-    ) -> Float[Array, "num_samples num_times num_channels"]:
-        """``times`` (default: the task's) as ``(n, T, num_channels)``, after checking
-        ``theta``."""
-        self._check_theta(theta)
-        times = self.times if times is None else times
-        return broadcast_times(times, theta.shape[0], self.num_channels, theta.dtype)

@@ -46,12 +46,10 @@ class GaussianLinear(AbstractSBIBMTask):
     def dim_x(self) -> int:
         return self.dim
 
-    @eqx.filter_jit
-    def simulator(
+    def _simulate(
         self, key: Key, theta: Float[Array, "num_samples dim_theta"]
     ) -> Float[Array, "num_samples dim_x"]:
         """One simulation per row of ``theta`` (shape ``(n, dim)``); returns ``x``, ``(n, dim)``."""
-        self._check_theta(theta)
         return theta + self.noise.sample(key, theta.shape[0]).astype(theta.dtype)
 
     @eqx.filter_jit

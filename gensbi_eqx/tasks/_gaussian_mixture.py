@@ -2,7 +2,6 @@
 
 from typing import ClassVar
 
-import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -30,12 +29,10 @@ class GaussianMixture(AbstractSBIBMTask):
         bound = np.float32(10.0)
         self.prior = Uniform(-bound * np.ones(2, np.float32), bound * np.ones(2, np.float32))
 
-    @eqx.filter_jit
-    def simulator(
+    def _simulate(
         self, key: Key, theta: Float[Array, "num_samples dim_theta"]
     ) -> Float[Array, "num_samples dim_x"]:
         """One simulation per row of ``theta`` (shape ``(n, 2)``); returns ``x``, ``(n, 2)``."""
-        self._check_theta(theta)
         n = theta.shape[0]
         key_component, key_noise = jr.split(key)
         # sbibm draws a single component index per row, so both coordinates share one scale:

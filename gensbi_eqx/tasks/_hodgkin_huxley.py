@@ -197,8 +197,7 @@ class HodgkinHuxley(AbstractTask):
             ]
         )
 
-    @eqx.filter_jit
-    def simulator(
+    def _simulate(
         self, key: Key, theta: Float[Array, "num_samples dim_theta"]
     ) -> Float[Array, "num_samples dim_x"]:
         """One simulation per row of ``theta`` (``(n, 7)``); returns the features, ``(n, 8)``."""

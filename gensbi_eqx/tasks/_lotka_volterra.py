@@ -71,19 +71,13 @@ class LotkaVolterra(AbstractTimeSeriesTask):
         controller = diffrax.PIDController(rtol=1e-6, atol=1e-6)
         return solve_ode(_lotka_volterra_field, y0, theta, save_ts, self.t_end, controller)
 
-    @eqx.filter_jit
-    def simulator(
+    def _simulate(
         self,
         key: Key,
         theta: Float[Array, "num_samples dim_theta"],
-        times: Float[Array, "..."] | None = None,
+        times: Float[Array, "num_samples num_times num_channels"],
     ) -> Float[Array, "num_samples num_times num_channels"]:
-        """One noisy series per row of ``theta`` (shape ``(n, 4)``); returns ``x``, ``(n, T, 2)``.
-
-        ``times`` (default: the task's ``times``): ``(T,)`` shared by all examples, ``(n, T)``
-        per example, or ``(n, T, 2)`` per example and species; any order, all ``>= 0``.
-        """
-        times = self._observation_times(theta, times)
+        """One noisy ``(prey, predator)`` series per row of ``theta`` ``(n, 4)``: ``(n, T, 2)``."""
 
         def one(theta_i, times_i):
             return read_channels(lambda ts: self._solve(theta_i, ts), times_i, (0, 1))

@@ -187,19 +187,13 @@ class SIRD(AbstractTimeSeriesTask):
         solve = jax.vmap(self._solve)
         return solve(theta, initial_infected.astype(theta.dtype), times)
 
-    @eqx.filter_jit
-    def simulator(
+    def _simulate(
         self,
         key: Key,
         theta: Float[Array, "num_samples dim_theta"],
-        times: Float[Array, "..."] | None = None,
+        times: Float[Array, "num_samples num_times num_channels"],
     ) -> Float[Array, "num_samples num_times num_channels"]:
-        """One noisy ``(I, R, D)`` series per row of ``theta`` (``(n, 2 + K)``): ``(n, T, 3)``.
-
-        ``times`` (default: the task's grid): ``(T,)`` shared by all examples, ``(n, T)`` per
-        example, or ``(n, T, 3)`` per example and compartment; any order, all ``>= 0``.
-        """
-        times = self._observation_times(theta, times)
+        """One noisy ``(I, R, D)`` series per row of ``theta`` ``(n, 2 + K)``: ``(n, T, 3)``."""
         n = theta.shape[0]
         key_initial, key_noise = jr.split(key)
         initial_infected = jr.uniform(

@@ -2,7 +2,6 @@
 
 from typing import ClassVar
 
-import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -35,12 +34,10 @@ class SLCP(AbstractSBIBMTask):
         bound = np.float32(3.0)
         self.prior = Uniform(-bound * np.ones(5, np.float32), bound * np.ones(5, np.float32))
 
-    @eqx.filter_jit
-    def simulator(
+    def _simulate(
         self, key: Key, theta: Float[Array, "num_samples dim_theta"]
     ) -> Float[Array, "num_samples dim_x"]:
         """One simulation per row of ``theta`` (shape ``(n, 5)``); returns ``x``, ``(n, 8)``."""
-        self._check_theta(theta)
         n = theta.shape[0]
         loc = theta[:, :2]
         # s_1 and s_2 are standard deviations, so the variances are theta_3^4 and theta_4^4.

@@ -74,12 +74,10 @@ class Tree(AbstractJointDensityTask):
             axis=-1,
         )
 
-    @eqx.filter_jit
-    def simulator(
+    def _simulate(
         self, key: Key, theta: Float[Array, "num_samples dim_theta"]
     ) -> Float[Array, "num_samples dim_x"]:
         """One simulation per row of ``theta`` (shape ``(n, 3)``); returns ``x``, ``(n, 4)``."""
-        self._check_theta(theta)
         noise = jr.normal(key, (theta.shape[0], self.dim_x), theta.dtype)
         return self._mean_x(theta) + jnp.asarray(_NOISE_SCALE, theta.dtype) * noise
 

@@ -3,7 +3,6 @@
 import math
 from typing import ClassVar
 
-import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -31,12 +30,10 @@ class TwoMoons(AbstractSBIBMTask):
     def __init__(self):
         self.prior = Uniform(-np.ones(2, np.float32), np.ones(2, np.float32))
 
-    @eqx.filter_jit
-    def simulator(
+    def _simulate(
         self, key: Key, theta: Float[Array, "num_samples dim_theta"]
     ) -> Float[Array, "num_samples dim_x"]:
         """One simulation per row of ``theta`` (shape ``(n, 2)``); returns ``x``, ``(n, 2)``."""
-        self._check_theta(theta)
         n = theta.shape[0]
         dtype = theta.dtype
         key_a, key_r = jr.split(key)
