@@ -46,10 +46,8 @@ class GaussianLinear(AbstractSBIBMTask):
     def dim_x(self) -> int:
         return self.dim
 
-    def _simulate(
-        self, key: Key, theta: Float[Array, "num_samples dim_theta"]
-    ) -> Float[Array, "num_samples dim_x"]:
-        """One simulation per row of ``theta`` (shape ``(n, dim)``); returns ``x``, ``(n, dim)``."""
+    def _simulate(self, key: Key, theta: Float[Array, "n dim"]) -> Float[Array, "n dim"]:
+        """One simulation ``x = theta + noise`` per row of ``theta``."""
         return theta + self.noise.sample(key, theta.shape[0]).astype(theta.dtype)
 
     @eqx.filter_jit

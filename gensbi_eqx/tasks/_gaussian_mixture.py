@@ -26,13 +26,10 @@ class GaussianMixture(AbstractSBIBMTask):
     prior: Uniform
 
     def __init__(self):
-        bound = np.float32(10.0)
-        self.prior = Uniform(-bound * np.ones(2, np.float32), bound * np.ones(2, np.float32))
+        self.prior = Uniform(np.full(2, -10.0, np.float32), np.full(2, 10.0, np.float32))
 
-    def _simulate(
-        self, key: Key, theta: Float[Array, "num_samples dim_theta"]
-    ) -> Float[Array, "num_samples dim_x"]:
-        """One simulation per row of ``theta`` (shape ``(n, 2)``); returns ``x``, ``(n, 2)``."""
+    def _simulate(self, key: Key, theta: Float[Array, "n 2"]) -> Float[Array, "n 2"]:
+        """One simulation per row of ``theta``."""
         n = theta.shape[0]
         key_component, key_noise = jr.split(key)
         # sbibm draws a single component index per row, so both coordinates share one scale:

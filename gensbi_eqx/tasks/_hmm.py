@@ -61,10 +61,8 @@ class HMM(AbstractJointDensityTask):
         parents.update({("x", i): [("theta", i)] for i in range(_NUM_STEPS)})
         return Dependencies(parents)
 
-    def _simulate(
-        self, key: Key, theta: Float[Array, "num_samples dim_theta"]
-    ) -> Float[Array, "num_samples dim_x"]:
-        """One simulation per row of ``theta`` (shape ``(n, 10)``); returns ``x``, ``(n, 10)``."""
+    def _simulate(self, key: Key, theta: Float[Array, "n 10"]) -> Float[Array, "n 10"]:
+        """One simulation per row of ``theta``."""
         return theta**2 + _SCALE * jr.normal(key, theta.shape, theta.dtype)
 
     @eqx.filter_jit

@@ -197,8 +197,6 @@ class HodgkinHuxley(AbstractTask):
             ]
         )
 
-    def _simulate(
-        self, key: Key, theta: Float[Array, "num_samples dim_theta"]
-    ) -> Float[Array, "num_samples dim_x"]:
-        """One simulation per row of ``theta`` (``(n, 7)``); returns the features, ``(n, 8)``."""
+    def _simulate(self, key: Key, theta: Float[Array, "n 7"]) -> Float[Array, "n 8"]:
+        """The eight summary features of one simulated trace per row of ``theta``."""
         return jax.vmap(self._features)(self.traces(key, theta))

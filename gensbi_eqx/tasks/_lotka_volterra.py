@@ -72,12 +72,9 @@ class LotkaVolterra(AbstractTimeSeriesTask):
         return solve_ode(_lotka_volterra_field, y0, theta, save_ts, self.t_end, controller)
 
     def _simulate(
-        self,
-        key: Key,
-        theta: Float[Array, "num_samples dim_theta"],
-        times: Float[Array, "num_samples num_times num_channels"],
-    ) -> Float[Array, "num_samples num_times num_channels"]:
-        """One noisy ``(prey, predator)`` series per row of ``theta`` ``(n, 4)``: ``(n, T, 2)``."""
+        self, key: Key, theta: Float[Array, "n 4"], times: Float[Array, "n T 2"]
+    ) -> Float[Array, "n T 2"]:
+        """One noisy ``(prey, predator)`` series per row of ``theta``."""
 
         def one(theta_i, times_i):
             return read_channels(lambda ts: self._solve(theta_i, ts), times_i, (0, 1))

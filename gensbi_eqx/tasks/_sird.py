@@ -188,12 +188,9 @@ class SIRD(AbstractTimeSeriesTask):
         return solve(theta, initial_infected.astype(theta.dtype), times)
 
     def _simulate(
-        self,
-        key: Key,
-        theta: Float[Array, "num_samples dim_theta"],
-        times: Float[Array, "num_samples num_times num_channels"],
-    ) -> Float[Array, "num_samples num_times num_channels"]:
-        """One noisy ``(I, R, D)`` series per row of ``theta`` ``(n, 2 + K)``: ``(n, T, 3)``."""
+        self, key: Key, theta: Float[Array, "n dim_theta"], times: Float[Array, "n T 3"]
+    ) -> Float[Array, "n T 3"]:
+        """One noisy ``(I, R, D)`` series per row of ``theta``."""
         n = theta.shape[0]
         key_initial, key_noise = jr.split(key)
         initial_infected = jr.uniform(

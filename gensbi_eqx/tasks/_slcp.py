@@ -31,13 +31,10 @@ class SLCP(AbstractSBIBMTask):
     prior: Uniform
 
     def __init__(self):
-        bound = np.float32(3.0)
-        self.prior = Uniform(-bound * np.ones(5, np.float32), bound * np.ones(5, np.float32))
+        self.prior = Uniform(np.full(5, -3.0, np.float32), np.full(5, 3.0, np.float32))
 
-    def _simulate(
-        self, key: Key, theta: Float[Array, "num_samples dim_theta"]
-    ) -> Float[Array, "num_samples dim_x"]:
-        """One simulation per row of ``theta`` (shape ``(n, 5)``); returns ``x``, ``(n, 8)``."""
+    def _simulate(self, key: Key, theta: Float[Array, "n 5"]) -> Float[Array, "n 8"]:
+        """Four draws per row of ``theta``, flattened to ``(u_1, v_1, ..., u_4, v_4)``."""
         n = theta.shape[0]
         loc = theta[:, :2]
         # s_1 and s_2 are standard deviations, so the variances are theta_3^4 and theta_4^4.

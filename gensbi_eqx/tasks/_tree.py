@@ -74,10 +74,8 @@ class Tree(AbstractJointDensityTask):
             axis=-1,
         )
 
-    def _simulate(
-        self, key: Key, theta: Float[Array, "num_samples dim_theta"]
-    ) -> Float[Array, "num_samples dim_x"]:
-        """One simulation per row of ``theta`` (shape ``(n, 3)``); returns ``x``, ``(n, 4)``."""
+    def _simulate(self, key: Key, theta: Float[Array, "n 3"]) -> Float[Array, "n 4"]:
+        """One simulation per row of ``theta``."""
         noise = jr.normal(key, (theta.shape[0], self.dim_x), theta.dtype)
         return self._mean_x(theta) + jnp.asarray(_NOISE_SCALE, theta.dtype) * noise
 

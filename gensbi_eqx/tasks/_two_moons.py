@@ -30,10 +30,8 @@ class TwoMoons(AbstractSBIBMTask):
     def __init__(self):
         self.prior = Uniform(-np.ones(2, np.float32), np.ones(2, np.float32))
 
-    def _simulate(
-        self, key: Key, theta: Float[Array, "num_samples dim_theta"]
-    ) -> Float[Array, "num_samples dim_x"]:
-        """One simulation per row of ``theta`` (shape ``(n, 2)``); returns ``x``, ``(n, 2)``."""
+    def _simulate(self, key: Key, theta: Float[Array, "n 2"]) -> Float[Array, "n 2"]:
+        """One simulation per row of ``theta``."""
         n = theta.shape[0]
         dtype = theta.dtype
         key_a, key_r = jr.split(key)
