@@ -236,13 +236,8 @@ def hpd_coverage_from_samples(
 
 
 def tarp(
-    key: Key,
-    estimator: SupportsSample,
-    truths: Mapping[str, ArrayLike],
-    *,
-    infer: str | Sequence[str] = ("theta",),
-    num_samples: int = 1000,
-    batch_size: int = 100,
+    key: Key, estimator: SupportsSample, truths: Mapping[str, ArrayLike], *,
+    infer: str | Sequence[str] = ("theta",), num_samples: int = 1000, batch_size: int = 100,
     references: ArrayLike | None = None,
     num_levels: int = 101,
 ) -> CoverageResult:
@@ -259,13 +254,8 @@ def tarp(
 
 
 def hpd_coverage(
-    key: Key,
-    estimator: SupportsSample,
-    truths: Mapping[str, ArrayLike],
-    *,
-    infer: str | Sequence[str] = ("theta",),
-    num_samples: int = 1000,
-    batch_size: int = 100,
+    key: Key, estimator: SupportsSample, truths: Mapping[str, ArrayLike], *,
+    infer: str | Sequence[str] = ("theta",), num_samples: int = 1000, batch_size: int = 100,
     log_prob: LogProb | None = None,
     num_levels: int = 101,
 ) -> CoverageResult:

@@ -83,13 +83,8 @@ def _check_truths(
 
 
 def conditional_samples(
-    key: Key,
-    estimator: SupportsSample,
-    truths: Mapping[str, ArrayLike],
-    *,
-    infer: str | Sequence[str] = ("theta",),
-    num_samples: int = 1000,
-    batch_size: int = 100,
+    key: Key, estimator: SupportsSample, truths: Mapping[str, ArrayLike], *,
+    infer: str | Sequence[str] = ("theta",), num_samples: int = 1000, batch_size: int = 100,
 ) -> ConditionalSamples:
     """Sample ``p(infer | rest)`` for every joint draw in ``truths``.
 

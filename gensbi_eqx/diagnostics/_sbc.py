@@ -122,13 +122,8 @@ class SBCResult:
 
 
 def sbc(
-    key: Key,
-    estimator: SupportsSample,
-    truths: Mapping[str, ArrayLike],
-    *,
-    infer: str | Sequence[str] = ("theta",),
-    num_samples: int = 1000,
-    batch_size: int = 100,
+    key: Key, estimator: SupportsSample, truths: Mapping[str, ArrayLike], *,
+    infer: str | Sequence[str] = ("theta",), num_samples: int = 1000, batch_size: int = 100,
     bins: int | None = None,
 ) -> SBCResult:
     """Simulation-based calibration of any conditional of an estimator.

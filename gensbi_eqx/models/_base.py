@@ -33,12 +33,7 @@ class AbstractModel(eqx.Module):
 
     @abc.abstractmethod
     def __call__(
-        self,
-        t: Scalar,
-        x: Flat,
-        condition_mask: ConditionMask,
-        *,
-        edge_mask: EdgeMask | None = None,
+        self, t: Scalar, x: Flat, condition_mask: ConditionMask, *, edge_mask: EdgeMask | None = None
     ) -> Flat:
         """Args: the noise level ``t`` (scalar, as the method encodes it); values
         ``x (num_scalars,)``; ``condition_mask (num_scalars,)`` (True = observed); optional

@@ -367,11 +367,7 @@ class Flux1(AbstractModel):
         return obs, cond
 
     def __call__(
-        self,
-        t: Scalar,
-        x: Flat,
-        condition_mask: ConditionMask,
-        *,
+        self, t: Scalar, x: Flat, condition_mask: ConditionMask, *,
         edge_mask: EdgeMask | None = None,
         obs_ids: Float[Array, "dim_obs axes_obs"] | None = None,
         cond_ids: Float[Array, "dim_cond axes_cond"] | None = None,

@@ -167,11 +167,7 @@ class Flux1Joint(AbstractModel):
         }
 
     def __call__(
-        self,
-        t: Scalar,
-        x: Flat,
-        condition_mask: ConditionMask,
-        *,
+        self, t: Scalar, x: Flat, condition_mask: ConditionMask, *,
         edge_mask: EdgeMask | None = None,
         ids: Float[Array, "num_scalars axes"] | None = None,
         metadata: Float[Array, " num_scalars"] | None = None,

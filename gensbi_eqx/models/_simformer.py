@@ -153,11 +153,7 @@ class Simformer(AbstractModel):
         }
 
     def __call__(
-        self,
-        t: Scalar,
-        x: Flat,
-        condition_mask: ConditionMask,
-        *,
+        self, t: Scalar, x: Flat, condition_mask: ConditionMask, *,
         node_ids: TokenIds | None = None,
         edge_mask: EdgeMask | None = None,
         metadata: Float[Array, " num_scalars"] | None = None,
