@@ -85,6 +85,10 @@ CONFIGS = {
     "depth8": dict(model={"depth": 8}),
     "narrow": dict(model={"dim_value": 12, "dim_id": 12, "dim_condition": 8, "head_dim": 6}),
     "wide": dict(model={"dim_value": 32, "dim_id": 32, "dim_condition": 16, "head_dim": 16}),
+    # the evaluation sampler: VE's default SDE, accurate where heun:30 is not (sampler_study.md)
+    "sde200": dict(sampler="sde:200"),
+    "depth4_narrow": dict(model={"depth": 4, "dim_value": 12, "dim_id": 12, "dim_condition": 8,
+                                 "head_dim": 6}),
     # variance reduction and schedules that end by themselves
     "strat": dict(stratified=True),
     "cosine": dict(schedule="cosine"),
