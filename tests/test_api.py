@@ -278,16 +278,6 @@ def test_fit_refuses_malformed_data(bad, match):
         gs.fit(jr.key(0), model, bad, method=gs.VESDE(), training=ONE_STEP, progress=False)
 
 
-def test_fit_counts_non_finite_rows(data):
-    """NaN or inf rows are counted and refused, never trained on."""
-    theta = np.array(data["theta"])
-    theta[[3, 7, 11], 0] = [np.nan, np.inf, np.nan]
-    bad = {"theta": theta, "x": data["x"]}
-    with pytest.raises(ValueError, match="3 of 4000 rows with NaN or inf"):
-        gs.fit(jr.key(0), _small_model(data), bad, method=gs.VESDE(), training=ONE_STEP,
-               progress=False)
-
-
 def test_fit_refuses_bad_arguments(data):
     """Model/data mismatch, wrong method type, bad counts and masks name the argument."""
     model = _small_model(data)

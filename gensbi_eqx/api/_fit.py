@@ -1,5 +1,7 @@
 """``fit``: from named simulations to an Estimator."""
 
+import dataclasses
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
@@ -8,7 +10,7 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Key
-from ..data import NodeData, NodeLayout, Standardiser, time_standardiser
+from ..data import NodeData, NodeLayout, Standardiser, drop_invalid_rows, time_standardiser
 from ..methods import VESDE, AbstractMethod
 from ..models import AbstractAttention, AbstractModel, DenseAttention
 from ..training import (
@@ -108,7 +110,9 @@ def fit(
       (joint: any conditional) or ``Flux1.for_data(data, condition_on=("x",), key=...)``
       (conditional: ``p(rest | x)`` only).
     - `data`: named arrays with a shared leading ``N``: ``(N, d)``, ``(N, tokens, channels)``, or
-      ``(N,)`` read as ``(N, 1)``. Rows with NaN or inf are refused (and counted). A node
+      ``(N,)`` read as ``(N, 1)``. Rows with NaN or inf (failed simulations) are left out with
+      a warning and listed in ``history.dropped_rows``, or refused with
+      ``gs.Training(drop_invalid=False)``. A node
       given as ``gs.Series(values, times)`` (values ``(N, T)`` or ``(N, T, channels)``) is
       ``T`` points, each with its time; rows may have different times.
     - `method`: ``gs.VESDE()`` (default), ``gs.VPSDE()``, ``gs.FlowMatching()`` or ``gs.EDM()``.
@@ -122,7 +126,7 @@ def fit(
       Simformer's minimal faithful mask, per condition mask), ``gs.FixedAttention(edge_mask)``;
       default dense.
     - `training`: ``gs.Training(...)``: optimizer, batch size, step budget, EMA, validation
-      split and stopping rule.
+      split, stopping rule and what to do with failed simulations.
     - `devices`: data-parallel training: ``None`` (all local devices), a count of local
       devices, or a list of jax devices. Each batch is split over them (the batch size must be
       divisible by their number); weights and data are replicated.
@@ -139,6 +143,9 @@ def fit(
         )
     if not isinstance(training, Training):
         raise TypeError(f"`training` must be a gs.Training(...), got {type(training).__name__}.")
+    dropped = _dropped_rows(data) if training.drop_invalid else None
+    if dropped is not None:
+        data, dropped = dropped
     layout = NodeLayout.from_data(data)
     if model.num_scalars != layout.num_scalars:
         raise ValueError(
@@ -174,4 +181,22 @@ def fit(
         k_train, model, method, train_data, val_data, sampler,
         attention=attention, training=training, devices=devices, progress=progress,
     )
+    if dropped is not None:
+        history = dataclasses.replace(history, dropped_rows=dropped)
     return Estimator(trained, method, layout, standardiser, attention, history, times_scaler)
+
+
+def _dropped_rows(data: Mapping[str, NodeData]) -> tuple[dict[str, NodeData], np.ndarray]:
+    """``data`` without its failed simulations, and their indices; warns when there are any."""
+    kept, invalid = drop_invalid_rows(data)
+    dropped, total = np.flatnonzero(invalid), invalid.size
+    if dropped.size:
+        warnings.warn(
+            f"fit: left out {dropped.size} of {total} simulations ({dropped.size / total:.1%}) "
+            f"with NaN or inf (first at row {int(dropped[0])}); their indices are in "
+            "`estimator.history.dropped_rows`. The estimator learns the joint restricted to "
+            "parameters whose simulations succeed. gs.Training(drop_invalid=False) refuses "
+            "such data instead.",
+            stacklevel=3,
+        )
+    return kept, dropped

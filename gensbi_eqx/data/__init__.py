@@ -5,6 +5,7 @@ from ._condition import query_vectors as query_vectors
 from ._constraints import interval_bounds as interval_bounds
 from ._dependencies import Dependencies as Dependencies
 from ._layout import NodeLayout as NodeLayout
+from ._layout import drop_invalid_rows as drop_invalid_rows
 from ._layout import validate_data as validate_data
 from ._series import NodeData as NodeData
 from ._series import Series as Series
@@ -18,6 +19,7 @@ __all__ = [
     "Series",
     "Standardiser",
     "condition_vector",
+    "drop_invalid_rows",
     "interval_bounds",
     "query_vectors",
     "time_standardiser",

@@ -12,7 +12,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Float
+from .._custom_types import Array, Bool, Float
 from ._series import NodeData, Series
 
 
@@ -211,9 +211,60 @@ def validate_data(data: Mapping[str, NodeData], argument: str = "data") -> dict[
     """Check named training data and return it as float32 ``{name: (N, *shape)}``.
 
     Refuses: a non-mapping, no nodes, non-string names, mismatched or zero ``N``, and rows with
-    NaN or inf (counted, so the user can find them in their simulator's output). An `Series`
-    node gives its values; its times must match them (see `Series`) and be finite.
+    NaN or inf (counted, so the user can find them in their simulator's output; `fit` drops
+    them first unless told not to). An `Series` node gives its values; its times must match
+    them (see `Series`) and be finite.
     """
+    arrays = _checked_arrays(data, argument)
+    bad = _invalid(arrays)
+    if bad.any():
+        raise ValueError(
+            f"`{argument}` has {int(bad.sum())} of {bad.size} rows with NaN or inf (first at row "
+            f"{int(np.argmax(bad))}); remove or fix these simulations, or let fit drop them "
+            "(gs.Training(drop_invalid=True), the default)."
+        )
+    return arrays
+
+
+def drop_invalid_rows(
+    data: Mapping[str, NodeData], argument: str = "data"
+) -> tuple[dict[str, NodeData], Bool[np.ndarray, " N"]]:
+    """``(data without its rows with NaN or inf in any node, (N,) bool: which rows those are)``.
+
+    A failed simulation is a row whose values are not all finite (in a `Series`, its values;
+    its times must be finite anyway). Returns ``data`` as given when every row is valid.
+    Refuses data whose every row is invalid, and whatever `validate_data` refuses besides.
+    """
+    bad = _invalid(_checked_arrays(data, argument))
+    if bad.all():
+        raise ValueError(
+            f"Every one of the {bad.size} rows of `{argument}` has NaN or inf: nothing to train "
+            "on. Check the simulator."
+        )
+    if not bad.any():
+        return dict(data), bad
+    keep = ~bad
+    kept = {}
+    for name, value in data.items():
+        if isinstance(value, Series):
+            # Times of shape (T,) are shared by every row; (N, T) or values' shape are per row.
+            times = value.times[keep] if value.times.ndim >= 2 else value.times
+            kept[name] = Series(value.values[keep], times)
+        else:
+            kept[name] = np.asarray(value)[keep]
+    return kept, bad
+
+
+def _invalid(arrays: Mapping[str, Array]) -> np.ndarray:
+    """``(N,)`` bool: the rows with NaN or inf in any node."""
+    bad = np.zeros(next(iter(arrays.values())).shape[0], dtype=bool)
+    for a in arrays.values():
+        bad |= ~np.isfinite(np.asarray(a)).reshape(a.shape[0], -1).all(axis=1)
+    return bad
+
+
+def _checked_arrays(data: Mapping[str, NodeData], argument: str) -> dict[str, Array]:
+    """`validate_data` but for finiteness."""
     if not isinstance(data, Mapping):
         raise TypeError(
             f"`{argument}` must be a dict of named arrays like {{'theta': (N, d), 'x': (N, d)}}, "
@@ -241,12 +292,4 @@ def validate_data(data: Mapping[str, NodeData], argument: str = "data") -> dict[
         raise ValueError(f"Every node of `{argument}` must have the same N (rows), got {lengths}.")
     if next(iter(lengths.values())) == 0:
         raise ValueError(f"`{argument}` has no rows (N = 0).")
-    bad = np.zeros(next(iter(lengths.values())), dtype=bool)
-    for a in arrays.values():
-        bad |= ~np.isfinite(np.asarray(a)).reshape(a.shape[0], -1).all(axis=1)
-    if bad.any():
-        raise ValueError(
-            f"`{argument}` has {int(bad.sum())} of {bad.size} rows with NaN or inf (first at row "
-            f"{int(np.argmax(bad))}); remove or fix these simulations before training."
-        )
     return arrays

@@ -9,7 +9,9 @@ import numpy as np
 @dataclasses.dataclass(frozen=True)
 class History:
     """Losses of a run. ``train_loss (steps,)`` per step; ``validation_loss`` at the steps in
-    ``validation_steps``; ``best_step`` is the step whose (EMA) weights were kept."""
+    ``validation_steps``; ``best_step`` is the step whose (EMA) weights were kept;
+    ``dropped_rows`` are the indices, in the data given to `gensbi_eqx.fit`, of the simulations
+    left out for NaN or inf (``theta[history.dropped_rows]``: where the simulator failed)."""
 
     train_loss: np.ndarray
     validation_steps: np.ndarray
@@ -17,6 +19,7 @@ class History:
     best_step: int
     stopped_early: bool
     seconds: float
+    dropped_rows: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def config(self) -> dict[str, Any]:
@@ -28,6 +31,7 @@ class History:
             "best_step": self.best_step,
             "stopped_early": self.stopped_early,
             "seconds": self.seconds,
+            "dropped_rows": self.dropped_rows.tolist(),
         }
 
     @classmethod
@@ -39,4 +43,5 @@ class History:
             int(d["best_step"]),
             bool(d["stopped_early"]),
             float(d["seconds"]),
+            np.asarray(d.get("dropped_rows", []), dtype=np.int64),
         )

@@ -27,6 +27,9 @@ class Training(eqx.Module):
       method's time distribution (less variance in the loss, same expectation).
     - `steps_per_call`: steps fused into one device call (``lax.fori_loop``); the host sees the
       losses only between calls.
+    - `drop_invalid`: leave out simulations with NaN or inf in any node, with a warning, and
+      list them in ``history.dropped_rows`` (as sbi does); ``False`` refuses such data. A joint
+      model then learns the joint restricted to parameters whose simulations succeed.
     """
 
     optimizer: optax.GradientTransformation | None = None
@@ -37,6 +40,7 @@ class Training(eqx.Module):
     stopping: AbstractStopping = EarlyStopping()
     stratified_times: bool = eqx.field(static=True, default=False)
     steps_per_call: int = eqx.field(static=True, default=100)
+    drop_invalid: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
         _positive_int(self.batch_size, "batch_size")
@@ -55,6 +59,8 @@ class Training(eqx.Module):
                 "`optimizer` must be an optax GradientTransformation, e.g. optax.adam(1e-3), got "
                 f"{type(self.optimizer).__name__}."
             )
+        if not isinstance(self.drop_invalid, bool):
+            raise TypeError(f"`drop_invalid` must be True or False, got {self.drop_invalid!r}.")
         if not isinstance(self.stopping, AbstractStopping):
             raise TypeError(
                 "`stopping` must be a gs.EarlyStopping or gs.PlateauStopping, got "
