@@ -53,6 +53,7 @@ from .samplers import AdaptiveSDE as AdaptiveSDE
 from .samplers import EDMSampler as EDMSampler
 from .samplers import Resampled as Resampled
 from .training import BernoulliMasks as BernoulliMasks
+from .training import Checkpoint as Checkpoint
 from .training import EarlyStopping as EarlyStopping
 from .training import PlateauStopping as PlateauStopping
 from .training import PosteriorMasks as PosteriorMasks
@@ -63,6 +64,7 @@ __all__ = [
     "AdaptiveSDE",
     "BernoulliMasks",
     "Box",
+    "Checkpoint",
     "DenseAttention",
     "Dependencies",
     "DirectedAttention",

@@ -1,5 +1,6 @@
 """How models are trained: the run's settings, condition-mask samplers, the loss and the loop."""
 
+from ._checkpoint import Checkpoint as Checkpoint
 from ._history import History as History
 from ._loop import make_fused_train_steps as make_fused_train_steps
 from ._loop import make_train_step as make_train_step
@@ -19,6 +20,7 @@ __all__ = [
     "AbstractConditionMasks",
     "AbstractStopping",
     "BernoulliMasks",
+    "Checkpoint",
     "EarlyStopping",
     "History",
     "PlateauStopping",

@@ -1,8 +1,10 @@
 """The training loop: ONE jitted step (loss, grad, Adam, EMA); the Python loop outside does
 validation, early stopping and the progress bar."""
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -16,6 +18,7 @@ from .._custom_types import Array, ConditionMask, Float, Key
 from .._sharding import DataParallel, check_divisible, data_parallel
 from ..methods import AbstractMethod
 from ..models import AbstractAttention, AbstractModel
+from ._checkpoint import RunState, digest, read_checkpoint, write_checkpoint
 from ._history import History
 from ._loss import batch_loss
 from ._masks import never_all_observed
@@ -192,8 +195,37 @@ def train(
     check_divisible(training.batch_size, parallel, "batch_size")
     optimizer = training.resolved_optimizer()
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+    checkpoint = training.checkpoint
+    state, ema, best_ema = RunState(), model, model
+    if checkpoint is not None:
+        if not Path(checkpoint.path).parent.is_dir():
+            raise ValueError(
+                f"`checkpoint.path`: the directory {str(Path(checkpoint.path).parent)!r} does not "
+                "exist."
+            )
+        fingerprint = {
+            "key": digest(key),
+            "data": digest((x_train, x_val)),
+            "model": digest(model),
+            "method": digest(method),
+            "condition masks": digest(mask_sampler),
+            "attention": digest(attention),
+            # The optimizer cannot be compared (optax transformations are closures).
+            "training": digest(dataclasses.replace(training, optimizer=None, checkpoint=None)),
+            "devices": str(1 if parallel is None else parallel.num_devices),
+        }
+        resumed = read_checkpoint(checkpoint.path, fingerprint, (model, ema, opt_state, best_ema))
+        if resumed is not None:
+            state, (model, ema, opt_state, best_ema) = resumed
     if parallel is not None:
-        model, opt_state, x_train, x_val = parallel.replicate((model, opt_state, x_train, x_val))
+        model, ema, best_ema, opt_state, x_train, x_val = parallel.replicate(
+            (model, ema, best_ema, opt_state, x_train, x_val)
+        )
+
+    def save_checkpoint():
+        arrays = (model, ema, opt_state, best_ema)
+        write_checkpoint(checkpoint.path, fingerprint, state,
+                         arrays if parallel is None else parallel.gather(arrays))
 
     validation_every = stopping.interval(max_steps)
     steps_per_call = min(training.steps_per_call, validation_every, max_steps)
@@ -209,42 +241,44 @@ def train(
         return batch_loss(ema, method, tokens, masks, key, attention, metadata)
 
     step_key, val_key = jr.split(key)
-    ema = model
-    best = (np.inf, ema, 0)
-    losses, pending = [], []
-    val_steps, val_losses = [], []
-    stopped_early = False
-    lr_scale = 1.0
-    bar = tqdm(total=max_steps, disable=not progress, desc="training", unit="step")
-    done = 0
-    while done < max_steps and not stopped_early:
+    pending = []
+    bar = tqdm(total=max_steps, initial=state.done, disable=not progress, desc="training",
+               unit="step")
+    written = state.done
+    while state.done < max_steps and not state.stopped_early:
         # Calls end at validation points, so validation sees the weights of exactly that step.
+        done = state.done
         count = min(steps_per_call, validation_every - done % validation_every, max_steps - done)
         model, ema, opt_state, chunk = run_steps(
             x_train, model, ema, opt_state, step_key, jnp.asarray(done), jnp.asarray(count),
-            jnp.asarray(lr_scale, dtype=jnp.float32),
+            jnp.asarray(state.lr_scale, dtype=jnp.float32),
         )
         pending.append((chunk, count))
-        done += count
+        state.done = done = done + count
         if done % validation_every == 0 or done == max_steps:
             for chunk, count in pending:
-                losses.extend(np.asarray(chunk)[:count].tolist())
+                state.losses.extend(np.asarray(chunk)[:count].tolist())
             pending = []
-            postfix = {"loss": f"{losses[-1]:.4f}"}
+            postfix = {"loss": f"{state.losses[-1]:.4f}"}
             if x_val is not None:
                 val = float(validation_loss(ema, x_val, val_key))
-                val_steps.append(done)
-                val_losses.append(val)
-                if val < best[0]:
-                    best = (val, ema, done)
+                state.validation_steps.append(done)
+                state.validation_losses.append(val)
+                if val < state.best_loss:
+                    state.best_loss, state.best_step, best_ema = val, done, ema
                 postfix["val"] = f"{val:.4f}"
-                postfix["best"] = f"{best[0]:.4f}"
-                stopped_early, lr_scale = stopping.decide(val_losses)
+                postfix["best"] = f"{state.best_loss:.4f}"
+                state.stopped_early, state.lr_scale = stopping.decide(state.validation_losses)
             bar.set_postfix(postfix, refresh=False)
             bar.update(done - bar.n)
+            ends = done == max_steps or state.stopped_early
+            if checkpoint is not None and (done - written >= checkpoint.every or ends):
+                save_checkpoint()
+                written = done
     bar.close()
+    losses = state.losses
     if x_val is None:
-        best = (np.nan, ema, len(losses))
+        state.best_step, best_ema = len(losses), ema
     if not np.all(np.isfinite(losses)):
         raise FloatingPointError(
             f"The training loss became non-finite at step {int(np.argmin(np.isfinite(losses)))}; "
@@ -252,11 +286,11 @@ def train(
         )
     history = History(
         train_loss=np.asarray(losses, dtype=np.float32),
-        validation_steps=np.asarray(val_steps, dtype=np.int64),
-        validation_loss=np.asarray(val_losses, dtype=np.float32),
-        best_step=best[2],
-        stopped_early=stopped_early,
+        validation_steps=np.asarray(state.validation_steps, dtype=np.int64),
+        validation_loss=np.asarray(state.validation_losses, dtype=np.float32),
+        best_step=state.best_step,
+        stopped_early=state.stopped_early,
         seconds=time.perf_counter() - start_time,
     )
-    trained = best[1] if parallel is None else parallel.gather(best[1])
+    trained = best_ema if parallel is None else parallel.gather(best_ema)
     return trained, history

@@ -3,6 +3,7 @@
 import equinox as eqx
 import optax
 
+from ._checkpoint import Checkpoint
 from ._optimizer import default_optimizer
 from ._stopping import AbstractStopping, EarlyStopping, _positive_int
 
@@ -30,6 +31,8 @@ class Training(eqx.Module):
     - `drop_invalid`: leave out simulations with NaN or inf in any node, with a warning, and
       list them in ``history.dropped_rows`` (as sbi does); ``False`` refuses such data. A joint
       model then learns the joint restricted to parameters whose simulations succeed.
+    - `checkpoint`: a `Checkpoint(path, every)`: write the run's state as it trains, and resume
+      from it when the same run is started again.
     """
 
     optimizer: optax.GradientTransformation | None = None
@@ -41,6 +44,7 @@ class Training(eqx.Module):
     stratified_times: bool = eqx.field(static=True, default=False)
     steps_per_call: int = eqx.field(static=True, default=100)
     drop_invalid: bool = eqx.field(static=True, default=True)
+    checkpoint: Checkpoint | None = None
 
     def __check_init__(self):
         _positive_int(self.batch_size, "batch_size")
@@ -61,6 +65,11 @@ class Training(eqx.Module):
             )
         if not isinstance(self.drop_invalid, bool):
             raise TypeError(f"`drop_invalid` must be True or False, got {self.drop_invalid!r}.")
+        if self.checkpoint is not None and not isinstance(self.checkpoint, Checkpoint):
+            raise TypeError(
+                "`checkpoint` must be a gs.Checkpoint(path, every=...), got "
+                f"{type(self.checkpoint).__name__}."
+            )
         if not isinstance(self.stopping, AbstractStopping):
             raise TypeError(
                 "`stopping` must be a gs.EarlyStopping or gs.PlateauStopping, got "
