@@ -52,6 +52,8 @@ TASKS = {
     "slcp": gs.tasks.SLCP,
     "gaussian_linear": gs.tasks.GaussianLinear,
 }
+# Tasks with an exact joint density, for confirming defaults on tasks not tuned on.
+UNTUNED = {"tree": gs.tasks.Tree, "hmm": gs.tasks.HMM}
 
 # Every config is the baseline (today's defaults, measured on the old API) with some settings
 # changed. Keys: method, times, lr, warmup, schedule, batch, ema, model (Simformer kwargs),
@@ -240,6 +242,11 @@ RECIPES = {
     "edm_early": dict(method=lambda: gs.EDM(), stopping=lambda: gs.EarlyStopping()),
     "ve_plateau": dict(method=lambda: gs.VESDE(), stopping=lambda: gs.PlateauStopping()),
     "fm_plateau": dict(method=lambda: gs.FlowMatching(), stopping=lambda: gs.PlateauStopping()),
+    # today's defaults with a smaller Simformer (model= goes to Simformer.for_data)
+    "small": dict(method=lambda: gs.VESDE(), stopping=lambda: gs.EarlyStopping(),
+                  model=CONFIGS["depth4_narrow"]["model"]),
+    "depth4": dict(method=lambda: gs.VESDE(), stopping=lambda: gs.EarlyStopping(),
+                   model=CONFIGS["depth4"]["model"]),
 }
 
 
@@ -258,7 +265,7 @@ def defaults(args) -> None:
             recipe = RECIPES[name]
             training = gs.Training(max_steps=args.max_steps, stopping=recipe["stopping"]())
             wall, cpu = time.perf_counter(), time.process_time()
-            model = gs.Simformer.for_data(data, key=jr.key(seed + 1))
+            model = gs.Simformer.for_data(data, key=jr.key(seed + 1), **recipe.get("model", {}))
             est = gs.fit(jr.key(seed + 2), model, data, method=recipe["method"](),
                          training=training, progress=False)
             jax.block_until_ready(est)
@@ -289,6 +296,70 @@ def defaults(args) -> None:
                 print(f"{args.task} {name} seed {seed} obs {i}: C2ST {c2st:.3f} after "
                       f"{row['steps']} steps (train {train_wall:.0f} s wall / {train_cpu:.0f} s "
                       f"CPU, sample {sample_wall:.1f} s)", flush=True)
+
+
+def untuned_references(task_name: str, observations, num_samples: int):
+    """``{i: (x_o, posterior samples of theta)}`` for joint draws ``i`` (key ``100 + i``) of a
+    task with an exact joint density, by NUTS (`conditional_reference`), cached."""
+    task = UNTUNED[task_name]()
+    cache = Path(__file__).parent / ".cache"
+    cache.mkdir(exist_ok=True)
+    out = {}
+    for i in observations:
+        path = cache / f"{task_name}_posterior_{i}_{num_samples}.npz"
+        if not path.exists():
+            theta, x = task.simulate(jr.key(100 + i), 1)
+            values = jnp.concatenate([theta, x], axis=-1)[0]
+            mask = jnp.arange(values.shape[0]) >= task.dim_theta  # x observed
+            samples = gs.tasks.conditional_reference(jr.key(200 + i), task, values, mask,
+                                                     num_samples)
+            np.savez(path, x=np.asarray(x[0]), theta=np.asarray(samples)[:, : task.dim_theta])
+        f = np.load(path)
+        out[i] = (f["x"], f["theta"])
+    return out
+
+
+def untuned(args) -> None:
+    """`defaults` on tasks the recipes were not tuned on (Tree, HMM): the posterior given
+    ``x`` of joint draws, against NUTS references."""
+    out = args.out.with_name("recipe_defaults.jsonl")
+    task = UNTUNED[args.task]()
+    references = untuned_references(args.task, args.observations, args.num_samples)
+    for seed in args.seeds:
+        theta, x = task.simulate(jr.key(seed), args.simulations)
+        data = {"theta": theta, "x": x}
+        for name in args.configs:
+            recipe = RECIPES[name]
+            training = gs.Training(max_steps=args.max_steps, stopping=recipe["stopping"]())
+            wall, cpu = time.perf_counter(), time.process_time()
+            model = gs.Simformer.for_data(data, key=jr.key(seed + 1), **recipe.get("model", {}))
+            est = gs.fit(jr.key(seed + 2), model, data, method=recipe["method"](),
+                         training=training, progress=False)
+            jax.block_until_ready(est)
+            train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
+            for i, (x_o, reference) in references.items():
+                wall = time.perf_counter()
+                samples = est.sample(jr.key(seed + 10 * i), {"x": jnp.asarray(x_o)},
+                                     args.num_samples)
+                draws = np.asarray(jax.block_until_ready(samples["theta"]))
+                sample_wall = time.perf_counter() - wall
+                c2st = score(draws, reference, args.classifier)
+                row = dict(
+                    task=args.task, recipe=name, seed=seed, simulations=args.simulations,
+                    observation=i, steps=len(est.history.train_loss),
+                    stopped_early=bool(est.history.stopped_early),
+                    best_step=int(est.history.best_step), max_steps=args.max_steps, c2st=c2st,
+                    classifier=args.classifier, sampler=repr(samples.sampler),
+                    train_seconds=train_wall, train_cpu_seconds=train_cpu,
+                    sample_seconds=sample_wall, date=str(datetime.date.today()),
+                    machine=platform.processor() or platform.machine(),
+                    load=os.getloadavg()[0], jax=jax.__version__, reference="NUTS posterior",
+                )
+                with open(out, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(f"{args.task} {name} seed {seed} obs {i}: C2ST {c2st:.3f} after "
+                      f"{row['steps']} steps (train {train_wall:.0f} s, sample {sample_wall:.1f} "
+                      "s)", flush=True)
 
 
 def speed(args) -> None:
@@ -336,6 +407,45 @@ def speed(args) -> None:
             f.write(json.dumps(row) + "\n")
 
 
+def defaults_report() -> list[str]:
+    """One row per whole run of `defaults` (task, recipe, seed): where fit stopped, its times and
+    C2ST per observation."""
+    path = RESULTS / "recipe_defaults.jsonl"
+    if not path.exists():
+        return []
+    runs = {}
+    for line in open(path):
+        r = json.loads(line)
+        runs.setdefault((r["task"], r["recipe"], r["seed"], r["date"]), []).append(r)
+    lines = [
+        "",
+        "## Whole runs through gs.fit",
+        "",
+        "`python benchmarks/recipe_study.py defaults --task T --configs R --seeds S`: simulate, "
+        "`gs.fit` with the recipe (all else default, at most 10,000 steps), 10,000 draws per "
+        "observation with the method's default sampler, C2ST (`c2st_jax`). Runs from 2026-12-06 "
+        "were pinned to one core each (`taskset -c k`, `XLA_FLAGS=--xla_cpu_multi_thread_eigen="
+        "false`), two at a time; earlier ones used both cores. `small` is the Simformer with "
+        "depth 4 and widths 12/12/8, 4 heads of 6 (`depth4_narrow`); `current` the paper's "
+        "small configuration.",
+        "",
+        "| task | recipe | seed | date | steps (best) | train s (CPU) | sample s / obs | "
+        "C2ST per obs | C2ST mean |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, recipe, seed, date), group in sorted(runs.items()):
+        group = sorted(group, key=lambda r: r["observation"])
+        first = group[0]
+        per_obs = " / ".join(f"{r['c2st']:.3f}" for r in group)
+        sample = np.mean([r["sample_seconds"] for r in group])
+        lines.append(
+            f"| {task} | {recipe} | {seed} | {date} | {first['steps']} ({first['best_step']}) | "
+            f"{first['train_seconds']:.0f} ({first['train_cpu_seconds']:.0f}) | {sample:.1f} | "
+            f"{per_obs} | {np.mean([r['c2st'] for r in group]):.3f} |"
+        )
+    return lines
+
+
 def report(args) -> None:
     """Mean and spread of C2ST per task, config and checkpoint (over observations and seeds)."""
     rows = [json.loads(line) for line in open(RESULTS / "recipe_study.jsonl")]
@@ -376,6 +486,7 @@ def report(args) -> None:
             f"| {task} | {config} | {step} | {np.mean(means):.3f} | {spread:.3f} | "
             f"{len(group)} | {ms} | {est} |"
         )
+    lines += defaults_report()
     with atomic_writer(RESULTS / "recipe_study.md") as f:
         f.write(("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
@@ -383,8 +494,8 @@ def report(args) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["screen", "speed", "defaults", "report"])
-    parser.add_argument("--task", default="two_moons", choices=sorted(TASKS))
+    parser.add_argument("command", choices=["screen", "speed", "defaults", "untuned", "report"])
+    parser.add_argument("--task", default="two_moons", choices=sorted(TASKS) + sorted(UNTUNED))
     parser.add_argument("--configs", nargs="+", default=["baseline"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--observations", type=int, nargs="+", default=[1, 2, 3])
@@ -406,6 +517,8 @@ def main():
         speed(args)
     elif args.command == "defaults":
         defaults(args)
+    elif args.command == "untuned":
+        untuned(args)
     else:
         report(args)
 
