@@ -237,6 +237,7 @@ def screen_one(args, name: str, seed: int, out: Path) -> None:
 # End-to-end recipes for `defaults`: what `gs.fit` and `Estimator.sample` run, given these
 # arguments (the method's default sampler unless one is named).
 RECIPES = {
+    # today's defaults: the paper's small Simformer (depth 6)
     "current": dict(method=lambda: gs.VESDE(), stopping=lambda: gs.EarlyStopping()),
     "edm_plateau": dict(method=lambda: gs.EDM(), stopping=lambda: gs.PlateauStopping()),
     "edm_early": dict(method=lambda: gs.EDM(), stopping=lambda: gs.EarlyStopping()),
@@ -423,11 +424,15 @@ def defaults_report() -> list[str]:
         "",
         "`python benchmarks/recipe_study.py defaults --task T --configs R --seeds S`: simulate, "
         "`gs.fit` with the recipe (all else default, at most 10,000 steps), 10,000 draws per "
-        "observation with the method's default sampler, C2ST (`c2st_jax`). Runs from 2026-12-06 "
-        "were pinned to one core each (`taskset -c k`, `XLA_FLAGS=--xla_cpu_multi_thread_eigen="
-        "false`), two at a time; earlier ones used both cores. `small` is the Simformer with "
-        "depth 4 and widths 12/12/8, 4 heads of 6 (`depth4_narrow`); `current` the paper's "
-        "small configuration.",
+        "observation with the method's default sampler, C2ST (`c2st_jax`). Runs of 2026-12-06 on "
+        "the sbibm tasks were pinned to one core each (`taskset -c k`, `XLA_FLAGS=--xla_cpu_multi_"
+        "thread_eigen=false`), two or three runs sharing the machine, so their times compare only "
+        "roughly; the Tree runs were not pinned and shared both cores; the two-moons `current` "
+        "run of 2026-12-05 used both cores. `current` is the default "
+        "Simformer (the paper's small configuration, depth 6), `depth4` the same with 4 layers, "
+        "`small` depth 4 with widths 12/12/8 and 4 heads of 6 (`depth4_narrow`). Tree rows: "
+        "the posterior given x of joint draws 1-3 (`untuned`), against NUTS references (obs 2's "
+        "chains did not all settle: its reference is unreliable).",
         "",
         "| task | recipe | seed | date | steps (best) | train s (CPU) | sample s / obs | "
         "C2ST per obs | C2ST mean |",
