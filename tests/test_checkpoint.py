@@ -6,9 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import equinox as eqx
+import jax
 import jax.random as jr
 import numpy as np
 import pytest
@@ -18,12 +18,36 @@ import gensbi_eqx as gs
 TINY = dict(dim_value=4, dim_id=4, dim_condition=2, num_heads=2, head_dim=4, depth=1, widening=2,
             dim_time=8)
 
-# One run, as a script: 600 steps, a validation score every 20, a checkpoint every 40. The
-# estimator it returns is saved to argv[2].
+# One run, as a script: 600 steps, a validation score every 20, a checkpoint every 40 (so at the
+# even validations). argv: checkpoint path, where to save the estimator, and when the process
+# kills itself with SIGKILL: "between" (at validation `at`, an odd one: the steps since the
+# last checkpoint are lost), "during" (half-way through writing the checkpoint of validation
+# `at`, an even one) or "never". Each kill spec is a global validation index, so it falls at
+# the same step whichever process reaches it.
 RUN = f"""
-import sys
+import os, signal, sys
+import equinox as eqx
+import jax
 import jax.random as jr
 import gensbi_eqx as gs
+kind, at = sys.argv[3], int(sys.argv[4])
+decide, serialise, armed = gs.EarlyStopping.decide, eqx.tree_serialise_leaves, []
+
+def decide_then_maybe_die(self, losses):
+    if len(losses) == at and kind == "between":
+        os.kill(os.getpid(), signal.SIGKILL)
+    armed.append(len(losses) == at and kind == "during")
+    return decide(self, losses)
+
+def serialise_or_die(f, tree):
+    if armed and armed[-1]:
+        f.write(b"half a checkpoint")
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    serialise(f, tree)
+
+gs.EarlyStopping.decide = decide_then_maybe_die
+eqx.tree_serialise_leaves = serialise_or_die
 theta = jr.normal(jr.key(0), (64, 2))
 data = {{"theta": theta, "x": theta + 0.1 * jr.normal(jr.key(1), (64, 2))}}
 model = gs.Simformer(4, key=jr.key(2), **{TINY!r})
@@ -37,43 +61,37 @@ gs.save(sys.argv[2], est)
 """
 
 
-def _start(checkpoint, out):
+def _run(checkpoint, out, kind="never", at=0):
     # The processes share a compilation cache, so only the first one compiles.
     cache = {"JAX_COMPILATION_CACHE_DIR": str(checkpoint.parent / "jax-cache"),
              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
              "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
-    return subprocess.Popen([sys.executable, "-c", RUN, str(checkpoint), str(out)],
-                            env={**os.environ, **cache}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", RUN, str(checkpoint), str(out), kind, str(at)],
+        env={**os.environ, **cache}, capture_output=True, text=True, timeout=600,
+    )
 
 
 def test_a_run_killed_and_resumed_ends_bit_identical(tmp_path):
-    reference = _start(tmp_path / "reference.ckpt", tmp_path / "reference.eqx")
-    _, err = reference.communicate(timeout=600)
-    assert reference.returncode == 0, err[-3000:]
+    reference = _run(tmp_path / "reference.ckpt", tmp_path / "reference.eqx")
+    assert reference.returncode == 0, reference.stderr[-3000:]
 
-    # Kill the same run with SIGKILL at random moments once it has written a checkpoint, three
-    # times, each time resuming from what the previous process left.
+    # Three SIGKILLs at random validations (of 30), each process resuming from what the previous
+    # one left: between checkpoints, half-way through writing one, and between again.
     rng = np.random.default_rng(0)
-    checkpoint, out, kills = tmp_path / "run.ckpt", tmp_path / "run.eqx", 0
-    while True:
-        process = _start(checkpoint, out)
-        if kills < 3:
-            seen = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
-            while process.poll() is None and (
-                not checkpoint.exists() or checkpoint.stat().st_mtime_ns == seen
-            ):
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.3))
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGKILL)
-                process.communicate()
-                kills += 1
-                continue
-        _, err = process.communicate(timeout=600)
-        assert process.returncode == 0, err[-3000:]
-        break
-    assert kills == 3
+    first = 2 * int(rng.integers(0, 4)) + 1
+    second = first + 2 * int(rng.integers(1, 5)) + 1
+    third = second + 2 * int(rng.integers(1, 5)) + 1
+    checkpoint, out = tmp_path / "run.ckpt", tmp_path / "run.eqx"
+    for kind, at in [("between", first), ("during", second), ("between", third)]:
+        killed = _run(checkpoint, out, kind, at)
+        assert killed.returncode == -signal.SIGKILL, (kind, at, killed.stderr[-3000:])
+        assert not out.exists()
+        if kind == "during":  # the half-written file never replaced the last checkpoint
+            assert any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+    final = _run(checkpoint, out)
+    assert final.returncode == 0, final.stderr[-3000:]
+
     # The last checkpoint holds the weights, EMA, optimizer state, losses and validation scores
     # of the whole run; its bytes equal the uninterrupted run's.
     assert checkpoint.read_bytes() == (tmp_path / "reference.ckpt").read_bytes()
@@ -81,9 +99,8 @@ def test_a_run_killed_and_resumed_ends_bit_identical(tmp_path):
     np.testing.assert_array_equal(a.history.train_loss, b.history.train_loss)
     np.testing.assert_array_equal(a.history.validation_loss, b.history.validation_loss)
     assert a.history.best_step == b.history.best_step
-    for x, y in zip(*(eqx.filter((e.model,), eqx.is_array) for e in (a, b))):
-        assert all(np.array_equal(u, v) for u, v in zip(eqx.tree_flatten_one_level(x)[0],
-                                                         eqx.tree_flatten_one_level(y)[0]))
+    leaves = [jax.tree.leaves(eqx.filter(e.model, eqx.is_array)) for e in (a, b)]
+    assert all(np.array_equal(u, v) for u, v in zip(*leaves))
 
 
 def _data(key=0, n=32):
