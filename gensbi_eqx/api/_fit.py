@@ -126,7 +126,8 @@ def fit(
       Simformer's minimal faithful mask, per condition mask), ``gs.FixedAttention(edge_mask)``;
       default dense.
     - `training`: ``gs.Training(...)``: optimizer, batch size, step budget, EMA, validation
-      split, stopping rule and what to do with failed simulations.
+      split, stopping rule, what to do with failed simulations, and a checkpoint to resume
+      from.
     - `devices`: data-parallel training: ``None`` (all local devices), a count of local
       devices, or a list of jax devices. Each batch is split over them (the batch size must be
       divisible by their number); weights and data are replicated.

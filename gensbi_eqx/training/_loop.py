@@ -184,7 +184,9 @@ def train(
     (`make_fused_train_steps`); the host only looks at the losses between calls. With
     ``x_val``, the EMA weights are scored on the whole validation set (with a fixed key, so
     scores are comparable) at the intervals of ``training.stopping``, which decides when to
-    stop; the best weights are kept. With several ``devices`` (default: all local devices),
+    stop; the best weights are kept. With ``training.checkpoint``, the run's state is written at
+    validation points and a matching checkpoint is resumed (see `Checkpoint`). With several
+    ``devices`` (default: all local devices),
     every batch is split over them and the weights are replicated; the result lives on the
     first device.
     """
