@@ -8,6 +8,7 @@ training efficiency, to choose the library's defaults by measurement.
     python benchmarks/recipe_study.py speed --task two_moons --configs baseline fm_logit
     # whole runs through gs.fit / Estimator.sample with candidate defaults (RECIPES below)
     python benchmarks/recipe_study.py defaults --task two_moons --configs current edm_plateau
+    python benchmarks/recipe_study.py defaults --task tree --configs current  # NUTS references
     # tables from everything recorded so far
     python benchmarks/recipe_study.py report
 
@@ -255,13 +256,23 @@ def defaults(args) -> None:
     """Whole runs through the public API, as a user runs them: simulate, ``gs.fit`` (with the
     recipe's method and stopping rule, all else default, ``max_steps`` from ``--max-steps``),
     then 10,000 draws per observation with the method's default sampler (or ``--sampler``).
-    Records the step at which training stopped, wall and CPU seconds, and C2ST."""
+    Records the step at which training stopped, wall and CPU seconds, and C2ST. sbibm tasks are
+    scored against sbibm's references, the tasks in ``UNTUNED`` (not tuned on) against NUTS
+    posteriors given ``x`` of joint draws (`untuned_references`)."""
     out = args.out.with_name("recipe_defaults.jsonl")
-    for seed in args.seeds:
+    if args.task in UNTUNED:
+        task = UNTUNED[args.task]()
+        references = untuned_references(args.task, args.observations, args.num_samples)
+    else:
         task = TASKS[args.task]()
+        references = {}
+        for i in args.observations:
+            reference = gs.tasks.load_reference(args.task, i)
+            references[i] = (np.asarray(reference.observation).reshape(-1),
+                             np.asarray(reference.samples))
+    for seed in args.seeds:
         theta, x = task.simulate(jr.key(seed), args.simulations)
         data = {"theta": theta, "x": x}
-        references = {i: gs.tasks.load_reference(args.task, i) for i in args.observations}
         for name in args.configs:
             recipe = RECIPES[name]
             training = gs.Training(max_steps=args.max_steps, stopping=recipe["stopping"]())
@@ -273,14 +284,13 @@ def defaults(args) -> None:
             train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
             history = est.history
             sampler = None if args.sampler is None else sampler_of(args.sampler)
-            for i, reference in references.items():
-                x_o = jnp.asarray(reference.observation).reshape(-1)
+            for i, (x_o, reference) in references.items():
                 wall, cpu = time.perf_counter(), time.process_time()
-                samples = est.sample(jr.key(seed + 10 * i), {"x": x_o}, args.num_samples,
-                                     sampler=sampler)
+                samples = est.sample(jr.key(seed + 10 * i), {"x": jnp.asarray(x_o)},
+                                     args.num_samples, sampler=sampler)
                 draws = np.asarray(jax.block_until_ready(samples["theta"]))
                 sample_wall, sample_cpu = time.perf_counter() - wall, time.process_time() - cpu
-                c2st = score(draws, np.asarray(reference.samples), args.classifier)
+                c2st = score(draws, reference, args.classifier)
                 row = dict(
                     task=args.task, recipe=name, seed=seed, simulations=args.simulations,
                     observation=i, steps=len(history.train_loss),
@@ -318,49 +328,6 @@ def untuned_references(task_name: str, observations, num_samples: int):
         f = np.load(path)
         out[i] = (f["x"], f["theta"])
     return out
-
-
-def untuned(args) -> None:
-    """`defaults` on tasks the recipes were not tuned on (Tree, HMM): the posterior given
-    ``x`` of joint draws, against NUTS references."""
-    out = args.out.with_name("recipe_defaults.jsonl")
-    task = UNTUNED[args.task]()
-    references = untuned_references(args.task, args.observations, args.num_samples)
-    for seed in args.seeds:
-        theta, x = task.simulate(jr.key(seed), args.simulations)
-        data = {"theta": theta, "x": x}
-        for name in args.configs:
-            recipe = RECIPES[name]
-            training = gs.Training(max_steps=args.max_steps, stopping=recipe["stopping"]())
-            wall, cpu = time.perf_counter(), time.process_time()
-            model = gs.Simformer.for_data(data, key=jr.key(seed + 1), **recipe.get("model", {}))
-            est = gs.fit(jr.key(seed + 2), model, data, method=recipe["method"](),
-                         training=training, progress=False)
-            jax.block_until_ready(est)
-            train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
-            for i, (x_o, reference) in references.items():
-                wall = time.perf_counter()
-                samples = est.sample(jr.key(seed + 10 * i), {"x": jnp.asarray(x_o)},
-                                     args.num_samples)
-                draws = np.asarray(jax.block_until_ready(samples["theta"]))
-                sample_wall = time.perf_counter() - wall
-                c2st = score(draws, reference, args.classifier)
-                row = dict(
-                    task=args.task, recipe=name, seed=seed, simulations=args.simulations,
-                    observation=i, steps=len(est.history.train_loss),
-                    stopped_early=bool(est.history.stopped_early),
-                    best_step=int(est.history.best_step), max_steps=args.max_steps, c2st=c2st,
-                    classifier=args.classifier, sampler=repr(samples.sampler),
-                    train_seconds=train_wall, train_cpu_seconds=train_cpu,
-                    sample_seconds=sample_wall, date=str(datetime.date.today()),
-                    machine=platform.processor() or platform.machine(),
-                    load=os.getloadavg()[0], jax=jax.__version__, reference="NUTS posterior",
-                )
-                with open(out, "a") as f:
-                    f.write(json.dumps(row) + "\n")
-                print(f"{args.task} {name} seed {seed} obs {i}: C2ST {c2st:.3f} after "
-                      f"{row['steps']} steps (train {train_wall:.0f} s, sample {sample_wall:.1f} "
-                      "s)", flush=True)
 
 
 def speed(args) -> None:
@@ -431,7 +398,7 @@ def defaults_report() -> list[str]:
         "run of 2026-12-05 used both cores. `current` is the default "
         "Simformer (the paper's small configuration, depth 6), `depth4` the same with 4 layers, "
         "`small` depth 4 with widths 12/12/8 and 4 heads of 6 (`depth4_narrow`). Tree rows: "
-        "the posterior given x of joint draws 1-3 (`untuned`), against NUTS references (obs 2's "
+        "the posterior given x of joint draws 1-3 (`defaults --task tree`), against NUTS references (obs 2's "
         "chains did not all settle: its reference is unreliable).",
         "",
         "| task | recipe | seed | date | steps (best) | train s (CPU) | sample s / obs | "
@@ -499,7 +466,7 @@ def report(args) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["screen", "speed", "defaults", "untuned", "report"])
+    parser.add_argument("command", choices=["screen", "speed", "defaults", "report"])
     parser.add_argument("--task", default="two_moons", choices=sorted(TASKS) + sorted(UNTUNED))
     parser.add_argument("--configs", nargs="+", default=["baseline"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
@@ -522,8 +489,6 @@ def main():
         speed(args)
     elif args.command == "defaults":
         defaults(args)
-    elif args.command == "untuned":
-        untuned(args)
     else:
         report(args)
 
