@@ -144,9 +144,9 @@ def fit(
         )
     if not isinstance(training, Training):
         raise TypeError(f"`training` must be a gs.Training(...), got {type(training).__name__}.")
-    dropped = _dropped_rows(data) if training.drop_invalid else None
-    if dropped is not None:
-        data, dropped = dropped
+    dropped = None
+    if training.drop_invalid:
+        data, dropped = _dropped_rows(data)
     layout = NodeLayout.from_data(data)
     if model.num_scalars != layout.num_scalars:
         raise ValueError(
