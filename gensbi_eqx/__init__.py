@@ -51,7 +51,9 @@ from .samplers import ODE as ODE
 from .samplers import SDE as SDE
 from .samplers import AdaptiveSDE as AdaptiveSDE
 from .samplers import EDMSampler as EDMSampler
+from .samplers import Rejection as Rejection
 from .samplers import Resampled as Resampled
+from .samplers import SMC as SMC
 from .training import BernoulliMasks as BernoulliMasks
 from .training import Checkpoint as Checkpoint
 from .training import EarlyStopping as EarlyStopping
@@ -82,8 +84,10 @@ __all__ = [
     "ODE",
     "PlateauStopping",
     "PosteriorMasks",
+    "Rejection",
     "Resampled",
     "SDE",
+    "SMC",
     "Samples",
     "Series",
     "Simformer",

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from scipy import stats
 
 import gensbi_eqx as gs
 
@@ -163,29 +164,54 @@ def test_log_prob_is_a_normalised_density_in_user_units(estimator):
     assert abs(got_var / sd**2 - 1) < VAR_BUDGET
 
 
-def test_interval_constraints_on_parameters_and_on_data(estimator):
-    """Guided sampling through the estimator, in user units. theta[0] | x_o ~ N(0.15, 0.05)
-    restricted to [0, 0.3] (about half its mass): >= 95% of draws inside, >= 99% inside the
-    interval widened by 5%, and the unconstrained theta[1] keeps its N(-0.1, 0.05) marginal
-    (same budgets as above). On a data node: x is latent and restricted to a box, and >= 95% of
-    the draws of x lie in it (widened by 5% of the box)."""
-    n, sampler = 1_000, gs.SDE(steps=200)  # the SDE at 200 steps stays well inside the budgets
+def test_constraints_on_parameters_and_on_data(estimator):
+    """Constraints through the estimator, in user units, by the default strategy.
+
+    Parameters: theta[0] | x_o ~ N(0.15, 0.05) restricted to [0, 0.3] (half its mass):
+    rejection runs with an acceptance near that half, every draw is inside, and the
+    unconstrained theta[1] keeps its N(-0.1, 0.05) marginal (the budgets above). Data: x
+    restricted to a box holding 2% of its prior-predictive mass: SMC takes over, every draw of
+    x is inside, no draw of theta strays beyond 6 prior sds, and theta's mean is the exact
+    ``0.5 E[x | x in box]`` (x ~ N(0, 0.2 I) truncated) within 5 standard errors of the
+    effective sample plus the mean budget."""
+    n = 1_000
     x_o = jnp.array([0.3, -0.2])
     box = gs.Box({"theta": (jnp.array([0.0, -jnp.inf]), jnp.array([0.3, jnp.inf]))})
-    post = estimator.sample(jr.key(20), {"x": x_o}, n, constraints=box, sampler=sampler)
+    post = estimator.sample(jr.key(20), {"x": x_o}, n, constraints=box)
+    assert post.sampler == gs.Rejection() and post.info["strategy"] == "rejection"
+    mass = 2 * stats.norm.cdf(0.15 / np.sqrt(0.05)) - 1
+    assert abs(float(post.info["acceptance"]) - mass) < 0.1, post.info
+    theta = np.asarray(post["theta"])
+    assert ((theta[:, 0] >= 0.0) & (theta[:, 0] <= 0.3)).all()
+    _check_gaussian(theta[:, 1:], np.array([-0.1]), np.array([0.05]))
+
+    lower, upper = np.array([0.2, -0.3]), np.array([0.4, -0.1])
+    joint = estimator.sample(jr.key(21), {}, n, constraints=[gs.Box({"x": (lower, upper)})])
+    info = joint.info
+    assert info["strategy"] == "smc" and float(info["acceptance"]) < 0.1, info
+    x, theta = np.asarray(joint["x"]), np.asarray(joint["theta"])
+    assert ((x >= lower) & (x <= upper)).all()
+    assert (np.abs(theta) < 6 * np.sqrt(0.1)).all()
+    sd_x = np.sqrt(0.2)
+    truncated = stats.truncnorm(lower / sd_x, upper / sd_x, scale=sd_x)
+    sd_theta = np.sqrt(0.05 + 0.25 * truncated.var())
+    effective = float(info["ess"]) * n
+    error = np.abs(theta.mean(0) - 0.5 * truncated.mean())
+    np.testing.assert_array_less(error, 5 * sd_theta / np.sqrt(effective) + MEAN_BUDGET)
+
+
+def test_guidance_alone_with_a_plain_sampler(estimator):
+    """A plain sampler with constraints is guided diffusion alone, and says so: theta[0] |
+    x_o restricted to [0, 0.3] (half its mass), >= 95% of draws inside, >= 99% inside the
+    interval widened by 5%."""
+    x_o = jnp.array([0.3, -0.2])
+    box = gs.Box({"theta": (jnp.array([0.0, -jnp.inf]), jnp.array([0.3, jnp.inf]))})
+    post = estimator.sample(jr.key(22), {"x": x_o}, 1_000, constraints=box, sampler=gs.SDE(steps=200))
+    assert post.info == {"strategy": "guidance"}
     post = np.asarray(post["theta"])
     inside = (post[:, 0] >= 0.0) & (post[:, 0] <= 0.3)
     widened = (post[:, 0] >= -0.015) & (post[:, 0] <= 0.315)
     assert inside.mean() >= 0.95 and widened.mean() >= 0.99, (inside.mean(), widened.mean())
-    _check_gaussian(post[:, 1:], np.array([-0.1]), np.array([0.05]))
-
-    lower, upper = np.array([0.2, -0.3]), np.array([0.4, -0.1])
-    joint = estimator.sample(
-        jr.key(21), {}, n, constraints=[gs.Box({"x": (lower, upper)})], sampler=sampler
-    )
-    x = np.asarray(joint["x"])
-    assert ((x >= lower - 0.01) & (x <= upper + 0.01)).all(axis=-1).mean() >= 0.95
-    assert np.isfinite(np.asarray(joint["theta"])).all()
 
 
 def test_log_prob_refuses_bad_queries(estimator):
@@ -352,6 +378,9 @@ def test_sample_refuses_bad_queries(estimator):
         gs.Resampled(gs.ODE(), rounds=2)
     with pytest.raises(ValueError, match="`steps`"):
         gs.SDE(steps=0)
+    # Rejection and SMC draw under constraints only.
+    with pytest.raises(ValueError, match="pass `constraints`"):
+        estimator.sample(key, x_o, 10, sampler=gs.SMC())
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,13 @@ import abc
 from collections.abc import Mapping
 
 import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import ArrayLike
 from ..data import NodeLayout, Standardiser, interval_bounds
-from ..guidance import AbstractVariance, TweedieVariance, interval, linear
+from ..guidance import AbstractVariance, SlabGuidance, TweedieVariance, interval, linear
+from ..guidance._guidance import DEFAULT_MAX_SHARPNESS, DEFAULT_SCALE
 from ..methods import AbstractDenoiser
 
 
@@ -24,6 +26,14 @@ class AbstractConstraint(eqx.Module):
 
     scale: eqx.AbstractVar[float]
     variance: eqx.AbstractVar[AbstractVariance]
+
+    @abc.abstractmethod
+    def rows(
+        self, layout: NodeLayout, standardiser: Standardiser
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(directions, lower, upper)`` in standardised units: the constraint is
+        ``lower_j <= directions_j . z <= upper_j`` for every row ``j`` (infinite bounds: no
+        bound on that side)."""
 
     @abc.abstractmethod
     def guide(
@@ -43,6 +53,13 @@ class Box(AbstractConstraint):
     bounds: Mapping[str, tuple]
     scale: float = 1.0
     variance: AbstractVariance = TweedieVariance()
+
+    def rows(self, layout, standardiser):
+        lower, upper = interval_bounds(layout, self.bounds)
+        mean, std = np.asarray(standardiser.mean), np.asarray(standardiser.std)
+        bounded = np.flatnonzero(np.isfinite(lower) | np.isfinite(upper))
+        directions = np.eye(layout.num_scalars, dtype=np.float32)[bounded]
+        return directions, ((lower - mean) / std)[bounded], ((upper - mean) / std)[bounded]
 
     def guide(self, denoiser, layout, standardiser):
         lower, upper = interval_bounds(layout, self.bounds)
@@ -70,7 +87,7 @@ class LinearInequality(AbstractConstraint):
         self.scale = scale
         self.variance = variance
 
-    def guide(self, denoiser, layout, standardiser):
+    def rows(self, layout, standardiser):
         n = layout.num_scalars
         if self.A.ndim != 2 or self.A.shape[1] != n:
             raise ValueError(
@@ -79,10 +96,31 @@ class LinearInequality(AbstractConstraint):
             )
         mean, std = np.asarray(standardiser.mean), np.asarray(standardiser.std)
         # A z <= b with z = mean + std * u  <=>  (A diag(std)) u <= b - A mean.
-        return linear(
-            denoiser, self.A * std, self.b - self.A @ mean,
-            scale=self.scale, variance=self.variance,
-        )
+        upper = self.b - self.A @ mean
+        return self.A * std, np.full_like(upper, -np.inf), upper
+
+    def guide(self, denoiser, layout, standardiser):
+        directions, _, upper = self.rows(layout, standardiser)
+        return linear(denoiser, directions, upper, scale=self.scale, variance=self.variance)
+
+
+def as_tuple(
+    constraints: AbstractConstraint | tuple | list | None,
+) -> tuple[AbstractConstraint, ...]:
+    """``constraints`` (None, one, or a sequence) as a checked tuple."""
+    if constraints is None:
+        return ()
+    if isinstance(constraints, AbstractConstraint):
+        return (constraints,)
+    if not isinstance(constraints, (tuple, list)):
+        constraints = (constraints,)
+    for constraint in constraints:
+        if not isinstance(constraint, AbstractConstraint):
+            raise TypeError(
+                "`constraints` must be gs.Box({...}), gs.LinearInequality(A, b) or a list of "
+                f"them, got {constraint!r}."
+            )
+    return tuple(constraints)
 
 
 def constrained(
@@ -92,15 +130,22 @@ def constrained(
     standardiser: Standardiser,
 ) -> AbstractDenoiser:
     """``denoiser`` guided towards every constraint in ``constraints`` (one or a sequence)."""
-    if constraints is None:
-        return denoiser
-    if isinstance(constraints, AbstractConstraint):
-        constraints = (constraints,)
-    for constraint in constraints:
-        if not isinstance(constraint, AbstractConstraint):
-            raise TypeError(
-                "`constraints` must be gs.Box({...}), gs.LinearInequality(A, b) or a list of "
-                f"them, got {constraint!r}."
-            )
+    for constraint in as_tuple(constraints):
         denoiser = constraint.guide(denoiser, layout, standardiser)
     return denoiser
+
+
+def stacked(
+    denoiser: AbstractDenoiser,
+    constraints: tuple[AbstractConstraint, ...],
+    layout: NodeLayout,
+    standardiser: Standardiser,
+) -> SlabGuidance:
+    """All ``constraints`` as the rows of one `SlabGuidance` of ``denoiser`` at the calibrated
+    scale with Tweedie's variance: the twist of `gs.SMC` and the test of `gs.Rejection`."""
+    rows = [c.rows(layout, standardiser) for c in constraints]
+    directions, lower, upper = (np.concatenate(parts).astype(np.float32) for parts in zip(*rows))
+    return SlabGuidance(
+        denoiser, jnp.asarray(directions), jnp.asarray(lower), jnp.asarray(upper),
+        jnp.asarray(DEFAULT_SCALE), TweedieVariance(), jnp.asarray(DEFAULT_MAX_SHARPNESS),
+    )

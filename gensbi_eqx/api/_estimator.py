@@ -13,13 +13,14 @@ from .._sharding import data_parallel
 from ..data import NodeData, NodeLayout, Standardiser
 from ..methods import AbstractMethod, ModelDenoiser
 from ..models import AbstractAttention, AbstractModel, DenseAttention
-from ..samplers import ODE, AbstractSampler, default_sampler
+from ..samplers import ODE, SMC, AbstractSampler, Rejection, default_sampler
 from ..sampling import AbstractTrace, ExactTrace, log_prob_batch, sample_conditionals
 from ..sampling._log_prob import check_trace
 from ..training import History
-from ._constraints import AbstractConstraint, constrained
+from ._constraints import AbstractConstraint
 from ._query import check_conditional, density_query, flat_query
 from ._samples import Samples
+from ._strategies import draw_constrained
 
 
 def _positive_int(value, argument: str) -> int:
@@ -74,7 +75,7 @@ class Estimator(eqx.Module):
         condition: Mapping[str, NodeData],
         num_samples: int,
         *,
-        sampler: AbstractSampler | None = None,
+        sampler: AbstractSampler | Rejection | SMC | None = None,
         constraints: AbstractConstraint | Sequence[AbstractConstraint] | None = None,
         predict: Mapping[str, Array | Sequence] | None = None,
         chunk_size: int | None = None,
@@ -91,10 +92,16 @@ class Estimator(eqx.Module):
         - `num_samples`: draws per condition.
         - `sampler`: e.g. ``gs.SDE(steps=500)``, ``gs.ODE(diffrax.Heun(), steps=20)``,
           ``gs.EDMSampler()``, ``gs.Resampled(gs.SDE(), rounds=2)``; default: the method's
-          (`gensbi_eqx.samplers.default_sampler`).
+          (`gensbi_eqx.samplers.default_sampler`). With `constraints` it also names the
+          strategy: ``gs.Rejection()`` (the default), ``gs.SMC()``, or a plain sampler for
+          guided diffusion alone.
         - `constraints`: ``gs.Box({name: (lower, upper)})`` and/or ``gs.LinearInequality(A,
-          b)`` in user units (one or a list): the conditional restricted to them, by guided
-          diffusion, on parameters or data nodes alike.
+          b)`` in user units (one or a list): the conditional restricted to them, on
+          parameters or data nodes alike. By default rejection from the model's own draws,
+          and sequential Monte Carlo where the constraints are improbable (acceptance below
+          10%); ``samples.info`` says which ran and with what acceptance or effective sample
+          size (docs/how-to/constraints.md). `SMC` draws all particles of a condition at
+          once: `chunk_size` and `devices` do not apply to it.
         - `predict`: ``{name: times}`` with ``times`` of shape ``(n,)`` or ``(*batch, n)``: also
           draw the nodes with times at these times (the posterior predictive, from the same
           reverse process). Observed plus predicted points of a node are at most its ``T``.
@@ -109,10 +116,19 @@ class Estimator(eqx.Module):
         *channels)}`` for each node in `predict`, at its times in the order given.
         """
         num_samples = _positive_int(num_samples, "num_samples")
-        sampler = default_sampler(self.method) if sampler is None else sampler
-        if not isinstance(sampler, AbstractSampler):
+        if constraints is None:
+            if isinstance(sampler, (Rejection, SMC)):
+                raise ValueError(
+                    f"`sampler={type(sampler).__name__}(...)` draws under constraints; pass "
+                    "`constraints` too, or a plain sampler such as gs.SDE()."
+                )
+            sampler = default_sampler(self.method) if sampler is None else sampler
+        elif sampler is None:
+            sampler = Rejection()
+        if not isinstance(sampler, (AbstractSampler, Rejection, SMC, type(None))):
             raise TypeError(
-                f"`sampler` must be a sampler such as gs.SDE() or gs.ODE(), got {sampler!r}."
+                "`sampler` must be a sampler such as gs.SDE() or gs.ODE() (or, with "
+                f"`constraints`, gs.Rejection() or gs.SMC()), got {sampler!r}."
             )
         if chunk_size is not None:
             chunk_size = _positive_int(chunk_size, "chunk_size")
@@ -130,17 +146,27 @@ class Estimator(eqx.Module):
         flat_given = given.reshape(-1, self.layout.num_scalars)
         flat_observed = observed.reshape(flat_given.shape)
         y_cond = self.standardiser(jnp.asarray(np.where(flat_observed, flat_given, 0.0)))
-        denoiser = constrained(self.denoiser, constraints, self.layout, self.standardiser)
+        denoiser = self.denoiser
         mask = jnp.asarray(flat_observed)
         if metadata is not None:
             metadata = jnp.asarray(np.broadcast_to(metadata, given.shape).reshape(flat_given.shape))
         parallel = data_parallel(devices)
         if parallel is not None:
             denoiser, y_cond, mask, metadata = parallel.replicate((denoiser, y_cond, mask, metadata))
-        z = sample_conditionals(
-            key, denoiser, y_cond, mask, num_samples, sampler,
-            chunk_size=chunk_size, parallel=parallel, metadata=metadata,
-        )
+        options = {"chunk_size": chunk_size, "parallel": parallel, "metadata": metadata}
+        info = {}
+        if constraints is None:
+            z = sample_conditionals(key, denoiser, y_cond, mask, num_samples, sampler, **options)
+        else:
+            z, info = draw_constrained(
+                key, denoiser, constraints, sampler, self.layout, self.standardiser,
+                y_cond, mask, num_samples, **options,
+            )
+            # Per-condition reports take the query's batch shape.
+            info = {
+                name: np.reshape(value, batch) if np.ndim(value) == 1 else value
+                for name, value in info.items()
+            }
         samples = jnp.where(flat_observed, flat_given, self.standardiser.inverse(z))
         samples = samples.reshape((num_samples,) + batch + (self.layout.num_scalars,))
         wanted = [
@@ -152,7 +178,7 @@ class Estimator(eqx.Module):
         draws = self.layout.unflatten(samples, wanted)
         for name, index in predicted.items():
             draws[name] = samples[..., jnp.asarray(index)]
-        return Samples(draws, sampler)
+        return Samples(draws, sampler, info)
 
     def log_prob(
         self,

@@ -5,7 +5,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .._custom_types import Array
-from ..samplers import AbstractSampler
+from ..samplers import SMC, AbstractSampler, Rejection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -13,13 +13,18 @@ class Samples(Mapping[str, Array]):
     """Draws keyed by node name (``samples["theta"]``, ``dict(samples)``), each
     ``(num_samples, *batch, *shape)`` in user units.
 
-    ``sampler`` is the sampler that ran; ``info`` holds what a sampling strategy reports beside
-    the draws (e.g. an acceptance rate or an effective sample size), empty when it reports
-    nothing.
+    ``sampler`` is the sampler (or, under constraints, the strategy) that ran; ``info`` holds
+    what a constrained draw reports beside the draws, empty without constraints:
+    ``info["strategy"]`` (``"rejection"``, ``"smc"`` or ``"guidance"``) and, per condition
+    (the query's batch shape), ``acceptance`` (rejection's acceptance rate, also the pilot
+    round's when `SMC` took over), ``ess`` (`SMC`'s effective sample size as a fraction of the
+    draws), ``log_probability`` (`SMC`'s estimate of the log probability of the constraints
+    under the model's conditional), ``resamplings``, and ``proposals`` (draws proposed per
+    condition by rejection).
     """
 
     draws: dict[str, Array]
-    sampler: AbstractSampler
+    sampler: AbstractSampler | Rejection | SMC
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __getitem__(self, name: str) -> Array:

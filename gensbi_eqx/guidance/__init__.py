@@ -7,6 +7,7 @@ from ._guidance import AbstractGuidedDenoiser as AbstractGuidedDenoiser
 from ._guidance import AbstractVariance as AbstractVariance
 from ._guidance import IntervalGuidance as IntervalGuidance
 from ._guidance import LinearGuidance as LinearGuidance
+from ._guidance import SlabGuidance as SlabGuidance
 from ._guidance import TweedieVariance as TweedieVariance
 from ._guidance import UnitVariance as UnitVariance
 from ._guidance import interval as interval
@@ -17,6 +18,7 @@ __all__ = [
     "AbstractVariance",
     "IntervalGuidance",
     "LinearGuidance",
+    "SlabGuidance",
     "TweedieVariance",
     "UnitVariance",
     "interval",

@@ -73,7 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import log_ndtr as _jax_log_ndtr
 
-from .._custom_types import Array, ArrayLike, ConditionMask, Flat, Float, Scalar
+from .._custom_types import Array, ArrayLike, Bool, ConditionMask, Flat, Float, Scalar
 from ..methods import AbstractDenoiser, AbstractMethod
 
 DEFAULT_SCALE = 1.0
@@ -216,10 +216,18 @@ class AbstractGuidedDenoiser(AbstractDenoiser):
     ) -> tuple[Flat, Flat, Flat]:
         """``(x0_hat, eps_hat, g)``: the inner estimates and the guidance
         ``g = grad_y log P(constraint | y)`` ``(num_scalars,)``, zero on observed entries."""
+        x0, eps, g, _ = self.guidance_and_log_prob(t, y, condition_mask)
+        return x0, eps, g
+
+    def guidance_and_log_prob(
+        self, t: Scalar, y: Flat, condition_mask: ConditionMask
+    ) -> tuple[Flat, Flat, Flat, Scalar]:
+        """`guidance` and ``l(y) = log P(constraint | y)`` itself (the module docstring), the
+        twisting function of sequential Monte Carlo (`gensbi_eqx.samplers.SMC`)."""
         directions, lower, upper = self.constraints(y.shape[0])
         if directions.shape[0] == 0:  # nothing bounded: the inner denoiser, no derivatives
             x0, eps = self.denoiser(t, y, condition_mask)
-            return x0, eps, jnp.zeros_like(y)
+            return x0, eps, jnp.zeros_like(y), jnp.zeros(())
         # Observed entries are clean values: they shift the bounds and carry no variance.
         latent = jnp.where(condition_mask, 0.0, directions)
         observed_part = (directions - latent) @ y
@@ -232,9 +240,9 @@ class AbstractGuidedDenoiser(AbstractDenoiser):
             alpha, sigma = self.method.alpha_sigma(t)
             k = self.sharpness(t, latent, None)
             m = latent @ x0 + observed_part
-            dl_dm = jax.grad(lambda m_: _log_prob_between(lower, upper, m_, k))(m)
+            log_p, dl_dm = jax.value_and_grad(lambda m_: _log_prob_between(lower, upper, m_, k))(m)
             g = alpha / (alpha**2 + sigma**2) * (latent.T @ dl_dm)
-            return x0, eps, jnp.where(condition_mask, 0.0, g)
+            return x0, eps, jnp.where(condition_mask, 0.0, g), log_p
         x0, x0_linear, eps = jax.linearize(
             lambda y_: self.denoiser(t, y_, condition_mask), y, has_aux=True
         )
@@ -242,9 +250,9 @@ class AbstractGuidedDenoiser(AbstractDenoiser):
         # The variance is held fixed: g is the gradient through the mean only.
         k = jax.lax.stop_gradient(self.sharpness(t, latent, d_x0))
         m = latent @ x0 + observed_part
-        dl_dm = jax.grad(lambda m_: _log_prob_between(lower, upper, m_, k))(m)
+        log_p, dl_dm = jax.value_and_grad(lambda m_: _log_prob_between(lower, upper, m_, k))(m)
         (g,) = jax.linear_transpose(x0_linear, y)(latent.T @ dl_dm)
-        return x0, eps, jnp.where(condition_mask, 0.0, g)
+        return x0, eps, jnp.where(condition_mask, 0.0, g), log_p
 
     def __call__(
         self, t: Scalar, y: Flat, condition_mask: ConditionMask
@@ -313,6 +321,43 @@ class LinearGuidance(AbstractGuidedDenoiser):
                 f"`A` must be ({self.A.shape[0]}, {num_scalars}) to match y, got {self.A.shape}."
             )
         return self.A, jnp.full_like(self.b, -jnp.inf), self.b
+
+
+class SlabGuidance(AbstractGuidedDenoiser):
+    """Guidance towards ``lower_j <= d_j . x0 <= upper_j`` for any directions ``d_j`` (rows of
+    ``directions``); both `IntervalGuidance` and `LinearGuidance` are special cases. Infinite
+    bounds drop their side. Several constraints stacked into one set of rows share one
+    Jacobian of the denoiser."""
+
+    denoiser: AbstractDenoiser
+    directions: Float[Array, "num_constraints num_scalars"]
+    lower: Float[Array, " num_constraints"]
+    upper: Float[Array, " num_constraints"]
+    scale: Scalar
+    variance: AbstractVariance
+    max_sharpness: Scalar
+
+    def __check_init__(self):
+        rows = self.directions.shape[:1]
+        if self.directions.ndim != 2 or self.lower.shape != rows or self.upper.shape != rows:
+            raise ValueError(
+                "`directions` must be (num_constraints, num_scalars) and `lower`, `upper` "
+                f"(num_constraints,), got {self.directions.shape}, {self.lower.shape} and "
+                f"{self.upper.shape}."
+            )
+
+    def constraints(self, num_scalars: int):
+        if self.directions.shape[1] != num_scalars:
+            raise ValueError(
+                f"`directions` must be ({self.directions.shape[0]}, {num_scalars}) to match y, "
+                f"got {self.directions.shape}."
+            )
+        return self.directions, self.lower, self.upper
+
+    def satisfied(self, x: Flat) -> Bool[Array, ""]:
+        """Whether ``x`` meets every constraint (bounds included)."""
+        m = self.directions @ x
+        return jnp.all((m >= self.lower) & (m <= self.upper))
 
 
 # ---------------------------------------------------------------- constructors

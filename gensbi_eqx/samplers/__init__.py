@@ -9,8 +9,10 @@ from ._base import AbstractSampler as AbstractSampler
 from ._defaults import default_sampler as default_sampler
 from ._edm import EDMSampler as EDMSampler
 from ._ode import ODE as ODE
+from ._rejection import Rejection as Rejection
 from ._resampled import Resampled as Resampled
 from ._sde import SDE as SDE
+from ._smc import SMC as SMC
 from ._sde import AdaptiveSDE as AdaptiveSDE
 
 __all__ = [
@@ -18,7 +20,9 @@ __all__ = [
     "AdaptiveSDE",
     "EDMSampler",
     "ODE",
+    "Rejection",
     "Resampled",
     "SDE",
+    "SMC",
     "default_sampler",
 ]
