@@ -6,12 +6,14 @@
 For each task a Simformer is trained once with `gs.fit` defaults (10,000 simulations, at most
 ``--steps`` steps; cached in benchmarks/.cache) and asked for the joint given that ``x`` lies
 in a box, by each strategy: ``default`` (`gs.Rejection()`, handing over to `gs.SMC()` below
-10% acceptance), ``smc`` and ``guidance`` (the 200-step guided reverse SDE alone).
+10% acceptance), ``smc`` (Tweedie twist), ``smc-unit`` (unit-variance twist: no derivative of
+the network), ``rejection`` (never handing over) and ``guidance`` (the 200-step guided reverse
+SDE alone).
 
 References: Gaussian linear is exact in closed form (``x ~ N(0, 0.2 I)`` truncated to the box,
 entry by entry, then ``theta | x ~ N(x / 2, 0.05 I)``; an observed ``x`` entry enters
-``theta | x`` only). Two moons: rejection on the simulator (prior draws whose ``x`` falls in
-the box).
+``theta | x`` only). Two moons and Tree: rejection on the simulator (prior draws whose ``x``
+falls in the box; exact, and cheap for boxes of a few percent).
 
 Reported per case: the strategy that ran and its acceptance or ESS; the share of draws inside
 the box; the share farther than 6 reference sds from the reference mean in some entry; the
@@ -54,10 +56,14 @@ GL_CASES = {
         ("x0..2 2-3 sd", [2 * SD_X] * 3 + [-INF] * 7, [3 * SD_X] * 3 + [INF] * 7, {}),
     ],
 }
-TWO_MOONS_CASES = [
-    ("x bulk", [0.0, -0.2], [0.2, 0.0], {}),
-    ("x tail", [0.5, 0.4], [0.7, 0.6], {}),
-]
+SIMULATOR_CASES = {
+    "two_moons": [
+        ("x bulk", [0.0, -0.2], [0.2, 0.0], {}),
+        ("x tail", [0.5, 0.4], [0.7, 0.6], {}),
+    ],
+    # x_1 ~ N(0.1 theta_1^2, 0.2^2): the box needs |theta_1| near 2.5-3, either sign.
+    "tree": [("x1 in [0.6, 1.0]", [-INF, 0.6, -INF, -INF], [INF, 1.0, INF, INF], {})],
+}
 
 
 def trained(task_name, task, steps):
@@ -89,7 +95,8 @@ def gaussian_reference(dim, lower, upper, observed, n, rng):
     return np.concatenate([theta, x[:, latent]], axis=1)
 
 
-def moons_reference(task, lower, upper, n):
+def simulator_reference(task, lower, upper, n):
+    """Exact draws of (theta, x) given x in the box: prior draws whose simulation falls in it."""
     kept = []
     key = jr.key(7)
     while sum(len(k) for k in kept) < n:
@@ -102,7 +109,13 @@ def moons_reference(task, lower, upper, n):
 
 
 def strategy_sampler(name):
-    return {"default": None, "smc": gs.SMC(), "guidance": gs.SDE(steps=200)}[name]
+    return {
+        "default": None,
+        "smc": gs.SMC(),
+        "smc-unit": gs.SMC(variance=gs.guidance.UnitVariance()),
+        "rejection": gs.Rejection(fallback=None, max_rounds=1000),
+        "guidance": gs.SDE(steps=200),
+    }[name]
 
 
 def summarise(draws, reference, lower, upper, x_draws):
@@ -164,16 +177,16 @@ def unconstrained_baseline(est, task, dim, centre, n):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=["gl2", "gl10", "two_moons"])
-    parser.add_argument("--strategies", nargs="+", default=["default", "guidance"])
+    parser.add_argument("--tasks", nargs="+", default=["gl2", "gl10", "two_moons", "tree"])
+    parser.add_argument("--strategies", nargs="+", default=["default", "smc-unit", "guidance"])
     parser.add_argument("--steps", type=int, default=5_000)
     parser.add_argument("--num-samples", type=int, default=4_000)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     for task_name in args.tasks:
-        if task_name == "two_moons":
-            task = gs.tasks.TwoMoons()
-            cases = TWO_MOONS_CASES
+        if task_name in SIMULATOR_CASES:
+            task = {"two_moons": gs.tasks.TwoMoons, "tree": gs.tasks.Tree}[task_name]()
+            cases = SIMULATOR_CASES[task_name]
         else:
             dim = int(task_name[2:])
             task = gs.tasks.GaussianLinear(dim=dim)
@@ -183,8 +196,8 @@ def main():
         for case in cases:
             name, lower, upper, observed = case
             lower_a, upper_a = np.asarray(lower, float), np.asarray(upper, float)
-            if task_name == "two_moons":
-                reference = moons_reference(task, lower_a, upper_a, args.num_samples)
+            if task_name in SIMULATOR_CASES:
+                reference = simulator_reference(task, lower_a, upper_a, args.num_samples)
                 baseline = None
             else:
                 reference = gaussian_reference(dim, lower_a, upper_a, observed, args.num_samples, rng)

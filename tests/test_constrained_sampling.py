@@ -170,6 +170,7 @@ def test_fallback_that_cannot_drive_the_method_is_a_clear_error():
     [
         (lambda: gs.SMC(steps=0), "`steps`"),
         (lambda: gs.SMC(resample_below=1.5), "`resample_below`"),
+        (lambda: gs.SMC(variance="unit"), "variance"),  # the type checker may answer
         (lambda: gs.Rejection(min_acceptance=-0.1), "`min_acceptance`"),
         (lambda: gs.Rejection(max_rounds=0), "`max_rounds`"),
         (lambda: gs.Rejection(sampler=gs.SMC()), "sampler"),  # the type checker may answer

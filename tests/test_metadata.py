@@ -254,6 +254,21 @@ def test_batched_and_chunked_queries_with_times(estimator, tmp_path):
         estimator.sample(jr.key(0), query, 2, constraints=gs.Box({"x": (0, 1)}), **SAMPLE)
 
 
+def test_rejection_with_times(estimator):
+    """A box on theta given points at times: the times reach rejection's proposals (per
+    condition), every draw is inside, the acceptance takes the query's batch shape. (This
+    model is flow matching, which SMC cannot drive: no fallback.)"""
+    values = np.asarray([[0.1, 0.2], [0.5, 0.9]])
+    times = np.asarray([[0.3, 0.6], [0.5, 1.0]])
+    query = {"x": gs.Series(values, times)}
+    strategy = gs.Rejection(SAMPLE["sampler"], fallback=None)
+    draws = estimator.sample(jr.key(8), query, 50, constraints=gs.Box({"theta": (0.0, 1.0)}),
+                             sampler=strategy)
+    theta = np.asarray(draws["theta"])
+    assert theta.shape == (50, 2, 1) and ((theta >= 0.0) & (theta <= 1.0)).all()
+    assert draws.info["strategy"] == "rejection" and draws.info["acceptance"].shape == (2,)
+
+
 def test_log_prob_with_times_is_a_density_of_theta(estimator):
     """Over a grid of theta, the density given four observed points integrates to one."""
     data = _line_data(1, seed=9)

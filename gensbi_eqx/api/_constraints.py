@@ -140,12 +140,13 @@ def stacked(
     constraints: tuple[AbstractConstraint, ...],
     layout: NodeLayout,
     standardiser: Standardiser,
+    variance: AbstractVariance = TweedieVariance(),
 ) -> SlabGuidance:
     """All ``constraints`` as the rows of one `SlabGuidance` of ``denoiser`` at the calibrated
-    scale with Tweedie's variance: the twist of `gs.SMC` and the test of `gs.Rejection`."""
+    scale: the twist of `gs.SMC` and the test of `gs.Rejection`."""
     rows = [c.rows(layout, standardiser) for c in constraints]
     directions, lower, upper = (np.concatenate(parts).astype(np.float32) for parts in zip(*rows))
     return SlabGuidance(
         denoiser, jnp.asarray(directions), jnp.asarray(lower), jnp.asarray(upper),
-        jnp.asarray(DEFAULT_SCALE), TweedieVariance(), jnp.asarray(DEFAULT_MAX_SHARPNESS),
+        jnp.asarray(DEFAULT_SCALE), variance, jnp.asarray(DEFAULT_MAX_SHARPNESS),
     )

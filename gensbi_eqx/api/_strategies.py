@@ -50,10 +50,12 @@ def draw_constrained(
         guided = constrained(denoiser, constraints, layout, standardiser)
         z = sample_conditionals(key, guided, y_cond, mask, num_samples, sampler, **options)
         return z, {"strategy": "guidance"}
-    slab = stacked(denoiser, constraints, layout, standardiser)
     if isinstance(sampler, SMC):
+        slab = stacked(denoiser, constraints, layout, standardiser, sampler.variance)
         return smc_draws(key, sampler, slab, y_cond, mask, num_samples, metadata)
     rejection = Rejection() if sampler is None else sampler
+    fallback = SMC() if rejection.fallback is None else rejection.fallback
+    slab = stacked(denoiser, constraints, layout, standardiser, fallback.variance)
     return rejection_draws(key, rejection, slab, y_cond, mask, num_samples, options)
 
 

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import jax.random as jr
 
 from .._custom_types import Array, ConditionMask, Flat, Float, Int, Key, Scalar
-from ..guidance import SlabGuidance
+from ..guidance import AbstractVariance, SlabGuidance, TweedieVariance
 from ..methods import AbstractMethod
 from ._base import check_positive_int, method_time
 from ._sde import check_sde_method
@@ -50,6 +50,9 @@ class SMC(eqx.Module):
     """Constrained draws by sequential Monte Carlo over the guided reverse SDE (the module
     docstring): ``steps`` Euler-Maruyama steps, ``num_samples`` particles per condition,
     resampling when the effective sample size falls below ``resample_below`` of them.
+    ``variance`` is the twist's estimate of the spread of ``x0`` (as in guidance): Tweedie's
+    costs a Jacobian-vector product and a vector-Jacobian product of the network per step,
+    the unit variance none; the weights correct either.
 
     Pass it as ``sampler=gs.SMC()`` with ``constraints`` to `Estimator.sample`. Each step costs
     one denoiser evaluation with one Jacobian-vector product per constraint direction (as
@@ -60,12 +63,18 @@ class SMC(eqx.Module):
 
     steps: int = eqx.field(static=True, default=200)
     resample_below: float = eqx.field(static=True, default=0.5)
+    variance: AbstractVariance = TweedieVariance()
 
     def __check_init__(self):
         check_positive_int(self.steps, "steps")
         value = self.resample_below
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise ValueError(f"`resample_below` must be a number in [0, 1], got {value!r}.")
+        if not isinstance(self.variance, AbstractVariance):
+            raise TypeError(
+                "`variance` must be gs.guidance.TweedieVariance() or UnitVariance(), got "
+                f"{self.variance!r}."
+            )
 
     def check_method(self, method: AbstractMethod) -> None:
         check_sde_method(method)
