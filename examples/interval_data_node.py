@@ -18,9 +18,12 @@ percent of ``theta`` draws far outside the prior.
 
 Writes ``interval.png`` (x and theta planes: the model's draws against rejection, the box drawn),
 ``samples.npz`` and ``estimator.eqx`` to ``--out`` (default ``outputs/interval_data_node``).
-With the defaults (10,000 simulations, 3,000 steps, 2,000 draws of the 200-step guided reverse
-SDE) 4.9 minutes on a 2-core CPU shared with other jobs; ``--small`` (a smoke test) 19 s
-including compilation.
+Measured (2026-12-06, one core of the 2-core CPU, defaults: 10,000 simulations, 3,000
+steps, 2,000 draws, 200-step samplers): training 78 s; the constrained draws 72 s (rejection's
+first round accepted 4.6%, so SMC ran; ESS 0.74); guidance alone about as long. Every ``x``
+draw inside the box; theta's mean (0.243, -0.274) against rejection's (0.247, -0.248), sd
+0.24 for both; no draw beyond 5 prior sds (2.4% with guidance alone, whose sd of theta is
+36-129). The whole run about 3.6 minutes; ``--small`` (a smoke test) about 30 s.
 """
 
 import argparse

@@ -78,8 +78,8 @@ def check_law(draws, row, bounds, effective, label):
 
 @pytest.fixture(scope="module")
 def smc_run():
-    guided = slab(gs.VESDE(), IMPROBABLE)
-    smc = gs.SMC(steps=STEPS)
+    guided = slab(gs.VESDE(), IMPROBABLE, TweedieVariance())
+    smc = gs.SMC(steps=STEPS, oversample=1)
     return smc_draws(jr.key(0), smc, guided, jnp.asarray(Y_COND), jnp.asarray(MASKS), N, None)
 
 
@@ -98,12 +98,26 @@ def test_smc_corrects_a_biased_twist():
     diffusion alone is biased; SMC over the same twist still draws the exact law."""
     guided = slab(gs.VESDE(), IMPROBABLE, UnitVariance())
     y_cond, mask = jnp.asarray(Y_COND), jnp.asarray(MASKS)
-    draws, info = smc_draws(jr.key(5), gs.SMC(steps=STEPS), guided, y_cond, mask, N, None)
+    draws, info = smc_draws(jr.key(5), gs.SMC(steps=STEPS, oversample=1), guided, y_cond, mask,
+                            N, None)
     for row in range(2):
         check_law(draws, row, IMPROBABLE, info["ess"][row] * N, f"smc, unit twist, row {row}")
     alone = np.asarray(sample_conditionals(jr.key(6), guided, y_cond, mask, N, gs.SDE(steps=STEPS)))
     _, mean, _ = exact(0, IMPROBABLE)
     assert abs(alone[:, 0, 0].mean() - mean[0]) > 0.1, "guidance alone was expected to be off"
+
+
+def test_oversampled_smc_draws_are_distinct():
+    """Four particles per draw (the default): the draws are nearly all distinct, still inside
+    and with the exact law, and the ESS is reported per draw (so it can exceed 1)."""
+    guided = slab(gs.VESDE(), IMPROBABLE, UnitVariance())
+    y_cond, mask = jnp.asarray(Y_COND), jnp.asarray(MASKS)
+    draws, info = smc_draws(jr.key(7), gs.SMC(steps=STEPS), guided, y_cond, mask, 1_000, None)
+    assert draws.shape == (1_000, 2, 3) and np.all(info["ess"] > 1.0), info["ess"]
+    for row in range(2):
+        distinct = len(np.unique(np.asarray(draws[:, row, 0]))) / 1_000
+        assert distinct > 0.9, (row, distinct)
+        check_law(draws, row, IMPROBABLE, 1_000, f"smc x4, row {row}")
 
 
 def test_smc_estimates_the_probability_of_the_box(smc_run):

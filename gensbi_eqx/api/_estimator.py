@@ -99,7 +99,7 @@ class Estimator(eqx.Module):
           b)`` in user units (one or a list): the conditional restricted to them, on
           parameters or data nodes alike. By default rejection from the model's own draws,
           and sequential Monte Carlo where the constraints are improbable (acceptance below
-          10%); ``samples.info`` says which ran and with what acceptance or effective sample
+          20%); ``samples.info`` says which ran and with what acceptance or effective sample
           size (docs/how-to/constraints.md). `SMC` draws all particles of a condition at
           once: `chunk_size` and `devices` do not apply to it.
         - `predict`: ``{name: times}`` with ``times`` of shape ``(n,)`` or ``(*batch, n)``: also

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import jax.random as jr
 
 from .._custom_types import Array, ConditionMask, Flat, Float, Int, Key, Scalar
-from ..guidance import AbstractVariance, SlabGuidance, TweedieVariance
+from ..guidance import AbstractVariance, SlabGuidance, UnitVariance
 from ..methods import AbstractMethod
 from ._base import check_positive_int, method_time
 from ._sde import check_sde_method
@@ -37,12 +37,15 @@ def effective_sample_size(log_weights: Float[Array, " num_particles"]) -> Scalar
     return jnp.sum(w) ** 2 / jnp.maximum(jnp.sum(w**2), jnp.finfo(w.dtype).tiny)
 
 
-def systematic_resample(key: Key, log_weights: Float[Array, " num_particles"]) -> Int[Array, " num_particles"]:
-    """Indices of ``num_particles`` particles drawn in proportion to their weights with one
-    uniform offset (systematic resampling: the lowest variance of the usual schemes)."""
+def systematic_resample(
+    key: Key, log_weights: Float[Array, " num_particles"], num: int | None = None
+) -> Int[Array, " num"]:
+    """Indices of ``num`` (default: all) particles drawn in proportion to their weights with
+    one uniform offset (systematic resampling: the lowest variance of the usual schemes)."""
     n = log_weights.shape[0]
+    num = n if num is None else num
     cumulative = jnp.cumsum(jax.nn.softmax(log_weights))
-    points = (jr.uniform(key) + jnp.arange(n)) / n
+    points = (jr.uniform(key) + jnp.arange(num)) / num
     return jnp.minimum(jnp.searchsorted(cumulative, points), n - 1)
 
 
@@ -50,23 +53,30 @@ class SMC(eqx.Module):
     """Constrained draws by sequential Monte Carlo over the guided reverse SDE (the module
     docstring): ``steps`` Euler-Maruyama steps, ``num_samples`` particles per condition,
     resampling when the effective sample size falls below ``resample_below`` of them.
-    ``variance`` is the twist's estimate of the spread of ``x0`` (as in guidance): Tweedie's
-    costs a Jacobian-vector product and a vector-Jacobian product of the network per step,
-    the unit variance none; the weights correct either.
+    ``variance`` is the twist's estimate of the spread of ``x0`` (as in guidance): the unit
+    variance (default) needs no derivative of the network, so a step costs one network
+    evaluation; Tweedie's costs a Jacobian-vector product per constraint direction and a
+    vector-Jacobian product (6-9 times the time per step, measured) for a proposal closer to
+    the target. The weights correct either, and with the unit twist the effective sample size
+    was as high (benchmarks/results/interval_study.md).
 
-    Pass it as ``sampler=gs.SMC()`` with ``constraints`` to `Estimator.sample`. Each step costs
-    one denoiser evaluation with one Jacobian-vector product per constraint direction (as
-    guided sampling does). The draws are the resampled particles, so some repeat: the
-    effective sample size in ``samples.info["ess"]`` says how many independent draws they are
-    worth. Needs a method with a reverse SDE (VE, VP, EDM).
+    ``oversample`` particles run per draw, and the draws are ``num_samples`` of them picked by
+    systematic resampling: with one particle per draw about a third of the draws repeat
+    (which alone raises a C2ST; see the results), with four nearly all are distinct.
+
+    Pass it as ``sampler=gs.SMC()`` with ``constraints`` to `Estimator.sample`;
+    ``samples.info["ess"]`` is the effective sample size of the final particles as a fraction
+    of the draws. Needs a method with a reverse SDE (VE, VP, EDM).
     """
 
     steps: int = eqx.field(static=True, default=200)
     resample_below: float = eqx.field(static=True, default=0.5)
-    variance: AbstractVariance = TweedieVariance()
+    variance: AbstractVariance = UnitVariance()
+    oversample: int = eqx.field(static=True, default=4)
 
     def __check_init__(self):
         check_positive_int(self.steps, "steps")
+        check_positive_int(self.oversample, "oversample")
         value = self.resample_below
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise ValueError(f"`resample_below` must be a number in [0, 1], got {value!r}.")
@@ -89,12 +99,14 @@ class SMC(eqx.Module):
         guided: SlabGuidance,
         y_cond: Flat,
         condition_mask: ConditionMask,
-        num_particles: int,
-    ) -> tuple[Float[Array, "num_particles num_scalars"], dict[str, Array]]:
-        """``num_particles`` draws for ONE condition and what the run reports: ``ess`` (the
-        final effective sample size as a fraction of the particles), ``log_probability`` (an
-        unbiased estimate, on the exp scale, of the probability of the constraints under the
-        model's conditional) and ``resamplings``."""
+        num_draws: int,
+    ) -> tuple[Float[Array, "num_draws num_scalars"], dict[str, Array]]:
+        """``num_draws`` draws for ONE condition, from ``oversample * num_draws`` particles,
+        and what the run reports: ``ess`` (the final effective sample size of the particles
+        as a fraction of ``num_draws``), ``log_probability`` (an unbiased estimate, on the exp
+        scale, of the probability of the constraints under the model's conditional) and
+        ``resamplings``."""
+        num_particles = self.oversample * num_draws
         method = guided.method
         grid = jnp.linspace(0.0, 1.0, self.steps + 1)
         ds = 1.0 / self.steps
@@ -149,9 +161,9 @@ class SMC(eqx.Module):
         log_w = jnp.where(inside, log_w - log_twist, -jnp.inf)
         ess = effective_sample_size(log_w)
         log_z = log_z + jax.nn.logsumexp(log_w) - jnp.log(num_particles)
-        index = systematic_resample(k_final, log_w)
+        index = systematic_resample(k_final, log_w, num_draws)
         # With no particle inside there is nothing to resample: NaN draws, ESS 0.
         draws = jnp.where(jnp.isfinite(log_z), y[index], jnp.nan)
         draws = jnp.where(condition_mask, y_cond, draws)
-        info = {"ess": ess / num_particles, "log_probability": log_z, "resamplings": resamplings}
+        info = {"ess": ess / num_draws, "log_probability": log_z, "resamplings": resamplings}
         return draws, info
