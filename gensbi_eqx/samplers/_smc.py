@@ -58,7 +58,7 @@ class SMC(eqx.Module):
     evaluation; Tweedie's costs a Jacobian-vector product per constraint direction and a
     vector-Jacobian product (6-9 times the time per step, measured) for a proposal closer to
     the target. The weights correct either, and with the unit twist the effective sample size
-    was as high (benchmarks/results/interval_study.md).
+    was as high (`benchmarks/results/interval_study.md`).
 
     ``oversample`` particles run per draw, and the draws are ``num_samples`` of them picked by
     systematic resampling: with one particle per draw about a third of the draws repeat
