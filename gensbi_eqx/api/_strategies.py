@@ -140,7 +140,7 @@ def rejection_draws(
         raise ValueError(
             f"The constraints are improbable under the model (acceptance {acceptance.tolist()} "
             f"in {proposals} proposals per condition) and the fallback gs.SMC cannot run: "
-            f"{error} Pass sampler=gs.Rejection(min_acceptance=0.0, max_rounds=...) to go on "
+            f"{error} Pass sampler=gs.Rejection(fallback=None, max_rounds=...) to go on "
             "rejecting, or a plain sampler for guided diffusion (approximate)."
         ) from None
     draws, info = smc_draws(
