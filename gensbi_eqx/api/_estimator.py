@@ -125,7 +125,7 @@ class Estimator(eqx.Module):
             sampler = default_sampler(self.method) if sampler is None else sampler
         elif sampler is None:
             sampler = Rejection()
-        if not isinstance(sampler, (AbstractSampler, Rejection, SMC, type(None))):
+        if not isinstance(sampler, (AbstractSampler, Rejection, SMC)):
             raise TypeError(
                 "`sampler` must be a sampler such as gs.SDE() or gs.ODE() (or, with "
                 f"`constraints`, gs.Rejection() or gs.SMC()), got {sampler!r}."
