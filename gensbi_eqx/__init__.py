@@ -32,6 +32,7 @@ from .api import fit as fit
 from .api import load as load
 from .api import save as save
 from .data import Dependencies as Dependencies
+from .data import Node as Node
 from .data import Series as Series
 from .methods import EDM as EDM
 from .methods import FlowMatching as FlowMatching
@@ -81,6 +82,7 @@ __all__ = [
     "LinearInequality",
     "LogNormalNoise",
     "LogitNormalTimes",
+    "Node",
     "ODE",
     "PlateauStopping",
     "PosteriorMasks",

@@ -1,7 +1,7 @@
 """Constraints on draws, in the user's units: a box on named nodes, or linear inequalities.
 
 Each one turns the model's denoiser into a guided one (`gensbi_eqx.guidance`), after mapping
-its bounds through the standardisation.
+its bounds through the standardiser (and the bounds of nodes declared bounded in `fit`).
 """
 
 import abc
@@ -16,6 +16,7 @@ from ..data import NodeLayout, Standardiser, interval_bounds
 from ..guidance import AbstractVariance, SlabGuidance, TweedieVariance, interval, linear
 from ..guidance._guidance import DEFAULT_MAX_SHARPNESS, DEFAULT_SCALE
 from ..methods import AbstractDenoiser
+from ._query import entries
 
 
 class AbstractConstraint(eqx.Module):
@@ -54,26 +55,39 @@ class Box(AbstractConstraint):
     scale: float = 1.0
     variance: AbstractVariance = TweedieVariance()
 
-    def rows(self, layout, standardiser):
+    def model_interval(
+        self, layout: NodeLayout, standardiser: Standardiser
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Flat ``(lower, upper)`` in the model's units. The map from user units is increasing
+        per entry, so bounds map to bounds; a bound at or beyond a declared support's edge
+        binds nothing and becomes infinite."""
         lower, upper = interval_bounds(layout, self.bounds)
-        mean, std = np.asarray(standardiser.mean), np.asarray(standardiser.std)
+        empty = standardiser.empty_intervals(lower, upper)
+        if empty.any():
+            raise ValueError(
+                f"`Box` bounds of {entries(layout, empty)} lie outside the bounds declared for "
+                "them in `fit(..., nodes=...)`: no draw can meet them."
+            )
+        return standardiser.interval(lower, upper)
+
+    def rows(self, layout, standardiser):
+        lower, upper = self.model_interval(layout, standardiser)
         bounded = np.flatnonzero(np.isfinite(lower) | np.isfinite(upper))
         directions = np.eye(layout.num_scalars, dtype=np.float32)[bounded]
-        return directions, ((lower - mean) / std)[bounded], ((upper - mean) / std)[bounded]
+        return directions, lower[bounded], upper[bounded]
 
     def guide(self, denoiser, layout, standardiser):
-        lower, upper = interval_bounds(layout, self.bounds)
-        mean, std = np.asarray(standardiser.mean), np.asarray(standardiser.std)
-        # Standardising is increasing per entry, so bounds map to bounds (and +-inf to +-inf).
-        return interval(
-            denoiser, (lower - mean) / std, (upper - mean) / std,
-            scale=self.scale, variance=self.variance,
-        )
+        lower, upper = self.model_interval(layout, standardiser)
+        return interval(denoiser, lower, upper, scale=self.scale, variance=self.variance)
 
 
 class LinearInequality(AbstractConstraint):
     """``A @ z <= b`` over the flat vector ``z`` of all nodes in layout order (user units):
-    ``A (num_constraints, num_scalars)``, ``b (num_constraints,)``."""
+    ``A (num_constraints, num_scalars)``, ``b (num_constraints,)``.
+
+    Entries of nodes declared bounded in `fit` are learned through a nonlinear map, in whose
+    coordinates ``A @ z <= b`` is no longer linear: a row that touches them is refused (a
+    `Box` takes their bounds)."""
 
     A: np.ndarray
     b: np.ndarray
@@ -94,6 +108,16 @@ class LinearInequality(AbstractConstraint):
                 f"`A` must have shape (num_constraints, {n}) over the flat nodes "
                 f"{dict(zip(layout.names, layout.shapes))}, got {self.A.shape}."
             )
+        if standardiser.bounded:
+            mapped = ~(np.isinf(np.asarray(standardiser.lower)) & np.isinf(np.asarray(standardiser.upper)))
+            touched = (self.A != 0).any(axis=0) & mapped
+            if touched.any():
+                raise ValueError(
+                    f"`A` weighs {entries(layout, touched)}, which are declared bounded in "
+                    "`fit(..., nodes=...)`: the model learns them through a nonlinear map, "
+                    "where a linear inequality is not linear. Bound single entries with "
+                    "gs.Box, or train without bounds on those nodes."
+                )
         mean, std = np.asarray(standardiser.mean), np.asarray(standardiser.std)
         # A z <= b with z = mean + std * u  <=>  (A diag(std)) u <= b - A mean.
         upper = self.b - self.A @ mean

@@ -18,7 +18,7 @@ from ..sampling import AbstractTrace, ExactTrace, log_prob_batch, sample_conditi
 from ..sampling._log_prob import check_trace
 from ..training import History
 from ._constraints import AbstractConstraint
-from ._query import check_conditional, density_query, flat_query
+from ._query import check_conditional, check_inside, density_query, flat_query
 from ._samples import Samples
 from ._strategies import draw_constrained
 
@@ -142,6 +142,7 @@ class Estimator(eqx.Module):
                 "node (or entry, as NaN) unobserved."
             )
         check_conditional(self.model, self.layout, observed)
+        self._check_support(given, "condition")
         batch = given.shape[:-1]
         flat_given = given.reshape(-1, self.layout.num_scalars)
         flat_observed = observed.reshape(flat_given.shape)
@@ -202,7 +203,9 @@ class Estimator(eqx.Module):
         - `ode`: the probability-flow solve (default adaptive Tsit5 at ``rtol = atol = 1e-5``).
 
         **Returns:** ``(*batch,)``: the density of what ``sample(..., sampler=ode)`` draws (the
-        same ODE, started from the same noise), including the standardisation's Jacobian; see
+        same ODE, started from the same noise), including the Jacobian of the map to the
+        model's units (standardisation, and the bounds of nodes declared bounded: ``-inf``
+        outside them); see
         `gensbi_eqx.sampling.log_prob` for what is integrated.
         """
         condition = {} if condition is None else condition
@@ -210,15 +213,26 @@ class Estimator(eqx.Module):
         point, observed, metadata = density_query(
             self.layout, self.model, self.time_standardiser, values, condition
         )
+        self._check_support(np.where(observed, point, np.nan), "condition")
         batch = point.shape[:-1]
         flat_observed = observed.reshape(-1, self.layout.num_scalars)
-        y = self.standardiser(jnp.asarray(point)).reshape(flat_observed.shape)
+        flat_point = jnp.asarray(point.reshape(flat_observed.shape))
+        y = self.standardiser(flat_point)
         keys = None if key is None else jax.random.split(key, flat_observed.shape[0])
         if metadata is not None:
             metadata = jnp.asarray(metadata.reshape(flat_observed.shape))
         log_density = log_prob_batch(
             self.denoiser, y, jnp.asarray(flat_observed), keys, metadata, trace, ode
         )
-        # Standardised = (user - mean) / std, so each latent scalar contributes -log std.
-        jacobian = jnp.sum(jnp.where(flat_observed, 0.0, jnp.log(self.standardiser.std)), axis=-1)
-        return (log_density - jacobian).reshape(batch)
+        # The density of the latent scalars in user units: each gains log |dz/dx|.
+        latent = jnp.asarray(~flat_observed)
+        log_det = self.standardiser.log_abs_det_jacobian(flat_point)
+        log_density = log_density + jnp.sum(jnp.where(latent, log_det, 0.0), axis=-1)
+        # Outside a declared support the density is zero.
+        beyond = jnp.any(latent & self.standardiser.outside(flat_point), axis=-1)
+        return jnp.where(beyond, -jnp.inf, log_density).reshape(batch)
+
+    def _check_support(self, given: np.ndarray, argument: str) -> None:
+        if self.standardiser.bounded:
+            lower, upper = np.asarray(self.standardiser.lower), np.asarray(self.standardiser.upper)
+            check_inside(self.layout, given, lower, upper, argument)

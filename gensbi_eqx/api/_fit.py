@@ -10,7 +10,15 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Key
-from ..data import NodeData, NodeLayout, Standardiser, drop_invalid_rows, time_standardiser
+from ..data import (
+    Node,
+    NodeData,
+    NodeLayout,
+    Standardiser,
+    drop_invalid_rows,
+    node_bounds,
+    time_standardiser,
+)
 from ..methods import VESDE, AbstractMethod
 from ..models import AbstractAttention, AbstractModel, DenseAttention
 from ..training import (
@@ -21,6 +29,7 @@ from ..training import (
     train,
 )
 from ._estimator import Estimator
+from ._query import check_inside
 
 
 def _mask_sampler(condition_masks, layout: NodeLayout, model: AbstractModel) -> Callable:
@@ -95,6 +104,7 @@ def fit(
     model: AbstractModel,
     data: Mapping[str, NodeData],
     *,
+    nodes: Mapping[str, Node] | None = None,
     method: AbstractMethod | None = None,
     condition_masks: AbstractConditionMasks | Callable | None = None,
     attention: AbstractAttention | None = None,
@@ -115,6 +125,11 @@ def fit(
       ``gs.Training(drop_invalid=False)``. A node
       given as ``gs.Series(values, times)`` (values ``(N, T)`` or ``(N, T, channels)``) is
       ``T`` points, each with its time; rows may have different times.
+    - `nodes`: per-node specifications, ``{name: gs.Node(...)}``: ``gs.Node(bounds=(lower,
+      upper))`` declares a node's support (per entry, one-sided allowed;
+      ``bounds=task.prior.support`` for a task's prior). The model learns such a node through
+      a map of its support onto the real line, so every draw lies strictly inside; data on a
+      bound are moved one float inside, data beyond one are an error.
     - `method`: ``gs.VESDE()`` (default), ``gs.VPSDE()``, ``gs.FlowMatching()`` or ``gs.EDM()``.
     - `condition_masks`: for joint models, the conditionals trained on:
       ``gs.StructuredMasks()`` (default; the Simformer paper's mixture: any conditional),
@@ -158,8 +173,11 @@ def fit(
     _check_metadata_tokens(model, layout)
     attention = _attention(attention, layout, model)
     sampler = _mask_sampler(condition_masks, layout, model)
+    bounds = node_bounds(layout, nodes)
 
     x = layout.flatten(data)
+    if bounds is not None:
+        check_inside(layout, np.asarray(x), *bounds, "data")
     k_split, k_train = jr.split(key)
     n_val = int(round(training.validation_fraction * x.shape[0]))
     if x.shape[0] - n_val < 1:
@@ -169,7 +187,7 @@ def fit(
     x_train, x_val = x[n_val:], x[:n_val]
     # The points of a node with times pool their statistics: they are exchangeable.
     groups = layout.token_ids() if layout.has_metadata else None
-    standardiser = Standardiser.fit(x_train, groups)
+    standardiser = Standardiser.fit(x_train, groups, *(bounds or (None, None)))
     train_data, val_data = standardiser(x_train), standardiser(x_val) if n_val else None
     times_scaler = None
     if layout.has_metadata:
@@ -201,3 +219,4 @@ def _dropped_rows(data: Mapping[str, NodeData]) -> tuple[dict[str, NodeData], np
             stacklevel=3,
         )
     return kept, dropped
+

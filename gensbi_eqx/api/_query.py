@@ -47,6 +47,20 @@ def entries(layout: NodeLayout, which: np.ndarray) -> list[str]:
     ]
 
 
+def check_inside(
+    layout: NodeLayout, values: np.ndarray, lower: np.ndarray, upper: np.ndarray, argument: str
+) -> None:
+    """Values ``(*batch, num_scalars)`` must lie in the declared supports (NaN: not given)."""
+    beyond = (values < lower) | (values > upper)
+    if beyond.any():
+        first = tuple(np.argwhere(beyond)[0])
+        raise ValueError(
+            f"`{argument}` has {int(beyond.sum())} value(s) outside the bounds declared in "
+            f"`fit(..., nodes=...)`, at {entries(layout, beyond)}; the first is "
+            f"{values[first]}, outside [{lower[first[-1]]}, {upper[first[-1]]}]."
+        )
+
+
 def check_conditional(model: AbstractModel, layout: NodeLayout, observed: np.ndarray) -> None:
     """A conditional model answers only the conditional it was trained for."""
     fixed = model.fixed_condition_mask

@@ -1,8 +1,9 @@
 """Saving and loading estimators: a JSON header, then ``eqx.tree_serialise_leaves``. No pickle.
 
 File layout: the magic line ``GENSBI_EQX\\n``, the header's byte length as a decimal line, the
-UTF-8 JSON header (the configs of the model, method, layout, attention policy and history, and
-the library version), then the arrays of the model and the standardisers.
+UTF-8 JSON header (the configs of the model, method, layout, attention policy and history,
+whether the standardiser holds bounds, and the library version), then the arrays of the model
+and the standardisers (the bounds of bounded nodes among them).
 """
 
 import json
@@ -36,6 +37,7 @@ def save(path: str | os.PathLike, estimator: Estimator) -> None:
         "model": {"class": type(estimator.model).__name__, "config": estimator.model.config},
         "method": estimator.method.config,
         "layout": estimator.layout.config,
+        "bounded": estimator.standardiser.bounded,
         "attention": estimator.attention.config,
         "history": None if estimator.history is None else estimator.history.config,
     }
@@ -90,7 +92,9 @@ def load(path: str | os.PathLike) -> Estimator:
         model = eqx.filter_eval_shape(model_cls.from_config, config, key=jr.key(0))
         n = layout.num_scalars
         times_like = Standardiser.identity(n) if layout.has_metadata else None
-        like = (model, Standardiser.identity(n), times_like)
+        # Files without bounded nodes (and those written before bounds existed) have no bounds.
+        bounded = bool(header.get("bounded", False))
+        like = (model, Standardiser.identity(n, bounded), times_like)
         try:
             model, standardiser, time_standardiser = eqx.tree_deserialise_leaves(f, like)
         except Exception as error:

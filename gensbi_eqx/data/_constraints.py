@@ -25,20 +25,23 @@ def _bound(value, shape: tuple[int, ...], default: float, where: str) -> np.ndar
     return array
 
 
-def interval_bounds(layout: NodeLayout, constraints: Mapping) -> tuple[np.ndarray, np.ndarray]:
+def interval_bounds(
+    layout: NodeLayout, constraints: Mapping, argument: str = "constraints", times: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """``{name: (lower, upper)}`` -> flat ``lower, upper``, each ``(num_scalars,)`` float32.
 
     Each bound is a number or an array broadcasting to the node's shape; ``None``, ``-inf`` and
     ``inf`` mean no bound on that side. Nodes (and entries) not constrained get ``(-inf, inf)``.
+    ``argument`` names the mapping in errors; ``times`` admits nodes with times.
     """
     if not isinstance(constraints, Mapping):
         raise TypeError(
-            "`constraints` must be a dict like {'theta': (lower, upper)}, got "
+            f"`{argument}` must be a dict like {{'theta': (lower, upper)}}, got "
             f"{type(constraints).__name__}."
         )
-    layout.check_names(constraints, "constraints")
+    layout.check_names(constraints, argument)
     timed = [name for name in constraints if name in layout.metadata_nodes]
-    if timed:
+    if timed and not times:
         raise ValueError(
             f"`constraints` on node(s) with times {timed} are not available: which of their "
             "points a box would bind depends on the query. Constrain nodes without times."
@@ -48,15 +51,15 @@ def interval_bounds(layout: NodeLayout, constraints: Mapping) -> tuple[np.ndarra
     for name, bounds in constraints.items():
         if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
             raise ValueError(
-                f"`constraints[{name!r}]` must be a pair (lower, upper), got {bounds!r}."
+                f"`{argument}[{name!r}]` must be a pair (lower, upper), got {bounds!r}."
             )
         shape = layout.shapes[layout.names.index(name)]
-        lo = _bound(bounds[0], shape, -np.inf, f"constraints[{name!r}][0]").reshape(-1)
-        hi = _bound(bounds[1], shape, np.inf, f"constraints[{name!r}][1]").reshape(-1)
+        lo = _bound(bounds[0], shape, -np.inf, f"{argument}[{name!r}][0]").reshape(-1)
+        hi = _bound(bounds[1], shape, np.inf, f"{argument}[{name!r}][1]").reshape(-1)
         if (lo >= hi).any():
             bad = int(np.argmax(lo >= hi))
             raise ValueError(
-                f"`constraints[{name!r}]`: lower must be below upper, got {lo[bad]} >= "
+                f"`{argument}[{name!r}]`: lower must be below upper, got {lo[bad]} >= "
                 f"{hi[bad]} at element {bad}."
             )
         lower[layout.slices[name]] = lo

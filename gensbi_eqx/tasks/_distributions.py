@@ -60,6 +60,12 @@ class AbstractDistribution(eqx.Module):
     def log_prob(self, value: Float[Array, "*batch dim"]) -> Float[Array, "*batch"]:
         """Log-density at ``value`` (shape ``(*batch, dim)``); ``-inf`` outside the support."""
 
+    @property
+    @abc.abstractmethod
+    def support(self) -> tuple[Float[Array, " dim"], Float[Array, " dim"]]:
+        """``(lower, upper)`` per dimension, infinite where unbounded: what
+        ``gs.Node(bounds=prior.support)`` declares to `fit`."""
+
 
 class Uniform(AbstractDistribution):
     """Uniform on the box ``[low, high]``, independent per dimension.
@@ -94,6 +100,10 @@ class Uniform(AbstractDistribution):
     @property
     def mean(self) -> Float[Array, " dim"]:
         return 0.5 * (self.low + self.high)
+
+    @property
+    def support(self) -> tuple[Float[Array, " dim"], Float[Array, " dim"]]:
+        return self.low, self.high
 
     @jit_checking_counts("n")
     def sample(self, key: Key, n: int) -> Float[Array, "num_samples dim"]:
@@ -150,6 +160,11 @@ class Normal(AbstractDistribution):
     @property
     def mean(self) -> Float[Array, " dim"]:
         return self.loc
+
+    @property
+    def support(self) -> tuple[Float[Array, " dim"], Float[Array, " dim"]]:
+        infinite = jnp.full(self.dim, jnp.inf, self.loc.dtype)
+        return -infinite, infinite
 
     @jit_checking_counts("n")
     def sample(self, key: Key, n: int) -> Float[Array, "num_samples dim"]:
@@ -210,6 +225,10 @@ class LogitNormal(AbstractDistribution):
     @property
     def dim(self) -> int:
         return self.low.shape[0]
+
+    @property
+    def support(self) -> tuple[Float[Array, " dim"], Float[Array, " dim"]]:
+        return self.low, self.high
 
     @jit_checking_counts("n")
     def sample(self, key: Key, n: int) -> Float[Array, "num_samples dim"]:

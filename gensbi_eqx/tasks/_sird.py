@@ -62,6 +62,12 @@ class SIRDPrior(AbstractDistribution):
     def dim(self) -> int:
         return 2 + self.num_times
 
+    @property
+    def support(self) -> tuple[Float[Array, " dim"], Float[Array, " dim"]]:
+        """Rates in ``[0, 0.5]``, ``beta`` in ``(0, 1)``."""
+        lower = jnp.zeros(self.dim, self.times.dtype)
+        return lower, jnp.concatenate([self.rates.high, jnp.ones(self.num_times, self.times.dtype)])
+
     @jit_checking_counts("n")
     def sample(self, key: Key, n: int) -> Float[Array, "num_samples dim"]:
         """``n`` independent draws, shape ``(n, 2 + K)``."""
