@@ -15,16 +15,24 @@ any draw is finite.
 import jax
 import jax.numpy as jnp
 
-from .._custom_types import Array, Float
+from .._custom_types import Array, Bool, Float
 
 Vector = Float[Array, "*batch num_scalars"]
 Bound = Float[Array, " num_scalars"]
 
 
 def _open_support(x: Vector, lower: Bound, upper: Bound) -> Vector:
-    """``x`` clipped to one float inside each finite bound (NaN stays NaN)."""
-    inner_lower = jnp.where(jnp.isfinite(lower), jnp.nextafter(lower, jnp.inf), -jnp.inf)
-    inner_upper = jnp.where(jnp.isfinite(upper), jnp.nextafter(upper, -jnp.inf), jnp.inf)
+    """``x`` clipped to one float inside each finite bound; the open side of a one-sided
+    support stops at the largest float. Unbounded scalars (and NaN) are left alone."""
+    has_lower, has_upper = jnp.isfinite(lower), jnp.isfinite(upper)
+    info = jnp.finfo(jnp.result_type(x, lower))
+    open_side = jnp.where(has_lower | has_upper, info.max, jnp.inf)
+    # At a bound of 0 the next float is subnormal, which the CPU flushes to 0: the smallest
+    # normal float is the nearest that stays apart from it.
+    next_up = jnp.maximum(jnp.nextafter(lower, jnp.inf), lower + info.tiny)
+    next_down = jnp.minimum(jnp.nextafter(upper, -jnp.inf), upper - info.tiny)
+    inner_lower = jnp.where(has_lower, next_up, -open_side)
+    inner_upper = jnp.where(has_upper, next_down, open_side)
     return jnp.clip(x, inner_lower, inner_upper)
 
 
@@ -67,6 +75,6 @@ def log_abs_det_to_unbounded(x: Vector, lower: Bound, upper: Bound) -> Vector:
     return log_width - jnp.log(below) - jnp.log(above)
 
 
-def outside(x: Vector, lower: Bound, upper: Bound) -> Vector:
+def outside(x: Vector, lower: Bound, upper: Bound) -> Bool[Array, "*batch num_scalars"]:
     """Where ``x`` lies outside the closed support ``[lower, upper]`` (NaN is not outside)."""
     return (x < lower) | (x > upper)

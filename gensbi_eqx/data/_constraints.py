@@ -10,6 +10,9 @@ from ._layout import NodeLayout
 def _bound(value, shape: tuple[int, ...], default: float, where: str) -> np.ndarray:
     if value is None:
         return np.full(shape, default, dtype=np.float32)
+    if isinstance(value, (list, tuple)):
+        # ``None`` entries leave that entry open, as a ``None`` bound leaves the node open.
+        value = [default if v is None else v for v in value]
     try:
         array = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError) as error:

@@ -7,7 +7,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Float
+from .._custom_types import Array, ArrayLike, Bool, Float
 from ._bounds import log_abs_det_to_unbounded, outside, to_bounded, to_unbounded
 
 
@@ -27,8 +27,8 @@ class Standardiser(eqx.Module):
         cls,
         x: Float[Array, "N num_scalars"],
         groups: Sequence[int] | None = None,
-        lower: Float[Array, " num_scalars"] | None = None,
-        upper: Float[Array, " num_scalars"] | None = None,
+        lower: Float[ArrayLike, " num_scalars"] | None = None,
+        upper: Float[ArrayLike, " num_scalars"] | None = None,
     ) -> "Standardiser":
         """Mean and std of each scalar over the rows of ``x`` (after the bounds' map, when
         ``lower`` and ``upper`` are given); scalars with the same entry in ``groups`` (e.g. the
@@ -81,7 +81,7 @@ class Standardiser(eqx.Module):
             log_det = log_det + log_abs_det_to_unbounded(x, self.lower, self.upper)
         return log_det
 
-    def outside(self, x: Float[Array, "*batch num_scalars"]) -> Float[Array, "*batch num_scalars"]:
+    def outside(self, x: Float[Array, "*batch num_scalars"]) -> Bool[Array, "*batch num_scalars"]:
         """Where ``x`` lies outside the closed support (never, for unbounded scalars)."""
         if not self.bounded:
             return jnp.zeros(jnp.shape(x), bool)
@@ -96,8 +96,9 @@ class Standardiser(eqx.Module):
         if self.bounded:
             support_lower, support_upper = np.asarray(self.lower), np.asarray(self.upper)
             free_lower, free_upper = lower <= support_lower, upper >= support_upper
-            lower = np.where(free_lower, -np.inf, np.asarray(to_unbounded(lower, self.lower, self.upper)))
-            upper = np.where(free_upper, np.inf, np.asarray(to_unbounded(upper, self.lower, self.upper)))
+            mapped = [np.asarray(to_unbounded(jnp.asarray(b), self.lower, self.upper)) for b in (lower, upper)]
+            lower = np.where(free_lower, -np.inf, mapped[0])
+            upper = np.where(free_upper, np.inf, mapped[1])
         mean, std = np.asarray(self.mean), np.asarray(self.std)
         return (lower - mean) / std, (upper - mean) / std
 
