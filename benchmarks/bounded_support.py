@@ -43,21 +43,21 @@ def count_outside(draws, lower, upper):
     return int(beyond.sum()), int(on.sum()), int(beyond.size)
 
 
-def two_moons(bounded):
+def two_moons(bounded, seed):
     task = gs.tasks.TwoMoons()
     theta, x = task.simulate(jr.key(0), 10_000)
     data = {"theta": theta, "x": x}
     nodes = {"theta": gs.Node(bounds=task.prior.support)} if bounded else None
-    model = gs.Simformer.for_data(data, key=jr.key(1))
+    model = gs.Simformer.for_data(data, key=jr.key(1 + 100 * seed))
     start = time.perf_counter()
-    est = gs.fit(jr.key(2), model, data, nodes=nodes, progress=False)
+    est = gs.fit(jr.key(2 + 100 * seed), model, data, nodes=nodes, progress=False)
     train_s = time.perf_counter() - start
     lower, upper = (np.asarray(b) for b in task.prior.support)
     c2sts, outside, on, total, sample_s = [], 0, 0, 0, 0.0
     for i in (1, 2, 3):
         ref = task.reference(i)
         start = time.perf_counter()
-        draws = est.sample(jr.key(10 + i), {"x": ref.observation}, 10_000)["theta"]
+        draws = est.sample(jr.key(10 + i + 100 * seed), {"x": ref.observation}, 10_000)["theta"]
         draws = np.asarray(jax.block_until_ready(draws))
         sample_s += time.perf_counter() - start
         counts = count_outside(draws, lower, upper)
@@ -66,7 +66,7 @@ def two_moons(bounded):
     return est, train_s, sample_s, outside, on, total, {"c2st": c2sts}
 
 
-def sird(bounded):
+def sird(bounded, seed):
     grid = np.linspace(0.0, 50.0, 20, dtype=np.float32)
     task = gs.tasks.SIRD(times=grid)
     key_theta, key_times, key_x = jr.split(jr.key(0), 3)
@@ -79,10 +79,10 @@ def sird(bounded):
     if bounded:
         nodes = {"rates": gs.Node(bounds=(lower[:2], upper[:2])),
                  "beta": gs.Node(bounds=(lower[2:], upper[2:]))}
-    model = gs.Simformer.for_data(data, key=jr.key(1), depth=2)
+    model = gs.Simformer.for_data(data, key=jr.key(1 + 100 * seed), depth=2)
     start = time.perf_counter()
     est = gs.fit(
-        jr.key(2), model, data, nodes=nodes, method=gs.FlowMatching(),
+        jr.key(2 + 100 * seed), model, data, nodes=nodes, method=gs.FlowMatching(),
         condition_masks=gs.PosteriorMasks(parameters=("rates", "beta")),
         training=gs.Training(max_steps=3_000, batch_size=128), progress=False,
     )
@@ -97,17 +97,17 @@ def sird(bounded):
     return (est, train_s, sample_s, *count_outside(draws, lower, upper), {})
 
 
-def lotka_volterra(bounded):
+def lotka_volterra(bounded, seed):
     task = gs.tasks.LotkaVolterra()
     k_theta, k_times, k_x = jr.split(jr.key(0), 3)
     theta = task.prior.sample(k_theta, 10_000)
     times = task.sample_times(k_times, 10_000, 10)
     data = {"theta": theta, "x": gs.Series(task.simulator(k_x, theta, times), times)}
     nodes = {"theta": gs.Node(bounds=task.prior.support)} if bounded else None
-    model = gs.Simformer.for_data(data, key=jr.key(1))
+    model = gs.Simformer.for_data(data, key=jr.key(1 + 100 * seed))
     start = time.perf_counter()
     est = gs.fit(
-        jr.key(2), model, data, nodes=nodes,
+        jr.key(2 + 100 * seed), model, data, nodes=nodes,
         training=gs.Training(max_steps=3_000, batch_size=128), progress=False,
     )
     train_s = time.perf_counter() - start
@@ -128,16 +128,16 @@ def report():
     rows = {}
     for line in OUT.read_text().splitlines():
         row = json.loads(line)
-        rows[(row["case"], row["bounds"])] = row
-    print("| case | bounds | steps (stopped) | train s | draws | outside | on a bound | sample s "
+        rows[(row["case"], row["bounds"], row.get("seed", 0))] = row
+    print("| case | bounds | seed | steps | train s | draws | outside | on a bound | sample s "
           "| C2ST obs 1-3 (mean) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for (case, bounds), r in sorted(rows.items()):
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (case, bounds, seed), r in sorted(rows.items()):
         c2st = r.get("c2st")
         c2st = "-" if not c2st else (
             f"{' / '.join(f'{c:.3f}' for c in c2st)} ({np.mean(c2st):.3f})"
         )
-        print(f"| {case} | {bounds} | {r['steps']} | {r['train_s']:.0f} | {r['draws']:,} | "
+        print(f"| {case} | {bounds} | {seed} | {r['steps']} | {r['train_s']:.0f} | {r['draws']:,} | "
               f"{r['outside']} ({r['outside'] / r['draws']:.2%}) | {r['on_bound']} | "
               f"{r['sample_s']:.0f} | {c2st} |")
 
@@ -146,15 +146,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=sorted(CASES))
     parser.add_argument("--bounds", choices=("on", "off"))
+    parser.add_argument("--seed", type=int, default=0, help="keys of the model, fit and draws")
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
     if args.report:
         return report()
     if args.case is None or args.bounds is None:
         parser.error("--case and --bounds are required (or --report)")
-    est, train_s, sample_s, outside, on, total, extra = CASES[args.case](args.bounds == "on")
+    est, train_s, sample_s, outside, on, total, extra = CASES[args.case](args.bounds == "on", args.seed)
     row = {
-        "case": args.case, "bounds": args.bounds, "date": time.strftime("%Y-%m-%d"),
+        "case": args.case, "bounds": args.bounds, "seed": args.seed, "date": time.strftime("%Y-%m-%d"),
         "steps": len(est.history.train_loss), "best_step": est.history.best_step, "train_s": train_s, "sample_s": sample_s,
         "draws": total, "outside": outside, "on_bound": on, **extra,
     }

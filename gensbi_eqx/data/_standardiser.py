@@ -76,7 +76,7 @@ class Standardiser(eqx.Module):
     ) -> Float[Array, "*batch num_scalars"]:
         """``log |dz / dx|`` per scalar at ``x`` (user units): what a density in the model's
         units gains per latent scalar when read in the user's."""
-        log_det = -jnp.log(self.std)
+        log_det = jnp.broadcast_to(-jnp.log(self.std), jnp.shape(x))
         if self.bounded:
             log_det = log_det + log_abs_det_to_unbounded(x, self.lower, self.upper)
         return log_det
