@@ -140,6 +140,12 @@ def report():
         print(f"| {case} | {bounds} | {seed} | {r['steps']} | {r['train_s']:.0f} | {r['draws']:,} | "
               f"{r['outside']} ({r['outside'] / r['draws']:.2%}) | {r['on_bound']} | "
               f"{r['sample_s']:.0f} | {c2st} |")
+    for bounds in ("off", "on"):
+        c2sts = [r["c2st"] for (case, b, _), r in rows.items() if b == bounds and r.get("c2st")]
+        if c2sts:
+            seeds = np.mean(c2sts, axis=1)
+            print(f"\nTwo moons, bounds {bounds}: C2ST mean over {len(c2sts)} seeds x 3 observations "
+                  f"{np.mean(c2sts):.3f}; per-seed means {', '.join(f'{m:.3f}' for m in seeds)}.")
 
 
 def main():

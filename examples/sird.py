@@ -99,13 +99,19 @@ def main():
         "beta": gs.Series(theta[:, 2:], grid),  # 20 points, the same times in every row
         "x": gs.Series(x, times),  # 10 points x 3 compartments, each at its own time
     }
+    # The rates live in [0, 0.5] and beta in (0, 1): declared, every draw stays inside (without,
+    # about half the posterior draws put some beta below 0 or above 1; see
+    # docs/how-to/bounded-supports.md).
+    lower, upper = task.prior.support
+    nodes = {"rates": gs.Node(bounds=(lower[:2], upper[:2])),
+             "beta": gs.Node(bounds=(lower[2:], upper[2:]))}
     model = gs.Simformer.for_data(data, key=jr.key(1), **MODEL[size])
     start = time.perf_counter()
     # Only the posterior conditional, p(rates, beta | x), is trained (the one query below), and
     # by flow matching: on a CPU budget both learn beta much faster than the defaults (see the
     # docstring).
     est = gs.fit(
-        jr.key(2), model, data, method=gs.FlowMatching(),
+        jr.key(2), model, data, nodes=nodes, method=gs.FlowMatching(),
         condition_masks=gs.PosteriorMasks(parameters=("rates", "beta")),
         training=gs.Training(max_steps=args.steps, batch_size=128),
         progress=not args.no_progress,
