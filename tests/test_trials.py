@@ -8,8 +8,7 @@ import pytest
 from gaussian_oracle import GaussianDenoiser, continuous_sampler_law
 
 import gensbi_eqx as gs
-from gensbi_eqx.sampling import sample_conditionals
-from gensbi_eqx.sampling._trials import GaussianPrior, TrialsDenoiser
+from gensbi_eqx.sampling import GaussianPrior, TrialsDenoiser, sample_conditionals
 
 # theta ~ N(0, P), x | theta ~ N(A theta, R): the joint over (theta, x), 2 + 2 scalars.
 P = np.array([[1.0, 0.3], [0.3, 0.8]])

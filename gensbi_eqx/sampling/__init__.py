@@ -6,12 +6,16 @@ from ._log_prob import Hutchinson as Hutchinson
 from ._log_prob import log_prob as log_prob
 from ._log_prob import log_prob_batch as log_prob_batch
 from ._sample import sample_conditionals as sample_conditionals
+from ._trials import GaussianPrior as GaussianPrior
+from ._trials import TrialsDenoiser as TrialsDenoiser
 
 __all__ = [
     "AbstractTrace",
     "ExactTrace",
+    "GaussianPrior",
     "Hutchinson",
     "log_prob",
     "log_prob_batch",
+    "TrialsDenoiser",
     "sample_conditionals",
 ]

@@ -50,10 +50,21 @@ class GaussianPrior(eqx.Module):
 
 
 class TrialsDenoiser(AbstractDenoiser):
-    """``denoiser`` composed over the i.i.d. ``trials``: ``(t, y, condition_mask)`` as for one
-    example whose ``trial_mask`` entries are observed; each trial's values replace them in
-    turn. ``corrected=False`` gives the naive sum of scores (biased at ``t > 0``; for
-    comparison)."""
+    """``denoiser`` composed over i.i.d. trials, itself a denoiser for one example.
+
+    - `denoiser`: the single-trial denoiser (standardised units).
+    - `trials`: ``(num_trials, num_scalars)``; row ``j`` holds trial ``j``'s values on the
+      ``trial_mask`` entries (other entries are ignored).
+    - `trial_mask`: ``(num_scalars,)``, the entries that hold a trial (e.g. ``x``); they must be
+      observed in the ``condition_mask`` the samplers pass, and the latent entries are the
+      ones all trials share.
+    - `prior`: the `GaussianPrior` of the latent entries, in standardised units.
+    - `corrected`: ``False`` gives the naive sum of scores, biased at ``t > 0`` (for
+      comparison).
+
+    Cost per step: one network call and one Jacobian (one JVP per scalar) per trial. Methods
+    with ``alpha = 0`` at ``t = 1`` (flow matching) are refused.
+    """
 
     denoiser: AbstractDenoiser
     trials: Float[Array, "num_trials num_scalars"]
