@@ -34,6 +34,7 @@ from .api import save as save
 from .data import Dependencies as Dependencies
 from .data import Node as Node
 from .data import Series as Series
+from .data import Trials as Trials
 from .methods import EDM as EDM
 from .methods import FlowMatching as FlowMatching
 from .methods import LogitNormalTimes as LogitNormalTimes
@@ -95,6 +96,7 @@ __all__ = [
     "Simformer",
     "StructuredMasks",
     "Training",
+    "Trials",
     "UndirectedAttention",
     "UniformTimes",
     "VESDE",

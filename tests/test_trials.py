@@ -76,3 +76,72 @@ def test_flow_matching_is_refused_by_name():
             GaussianDenoiser(np.zeros(4), JOINT, gs.FlowMatching()), jnp.zeros((3, 4)), OBSERVED,
             GaussianPrior(jnp.zeros(4), jnp.eye(4)),
         )
+
+
+TINY = dict(dim_value=4, dim_id=4, dim_condition=2, num_heads=2, head_dim=4, depth=1, widening=2,
+            dim_time=8)
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    task = gs.tasks.GaussianLinear(dim=2)
+    theta, x = task.simulate(jr.key(0), 64)
+    data = {"theta": theta, "x": x}
+    model = gs.Simformer(4, key=jr.key(1), **TINY)
+    training = gs.Training(max_steps=1, batch_size=8, validation_fraction=0.0)
+    return gs.fit(jr.key(2), model, data, training=training, progress=False)
+
+
+def test_a_query_with_trials_returns_the_shared_nodes_per_trial_set(estimator):
+    trials = np.asarray(jr.normal(jr.key(3), (3, 5, 2)))  # 3 sets of 5 trials
+    samples = estimator.sample(jr.key(4), {"x": gs.Trials(trials)}, 7, sampler=gs.SDE(steps=5))
+    assert dict((k, v.shape) for k, v in samples.items()) == {"theta": (7, 3, 2)}
+    assert samples.info == {"trials": 5, "corrected": True}
+    one = estimator.sample(jr.key(4), {"x": gs.Trials(trials[0])}, 7, sampler=gs.SDE(steps=5))
+    assert one["theta"].shape == (7, 2) and np.isfinite(one["theta"]).all()
+
+
+def test_the_prior_is_read_in_the_model_units(estimator):
+    from gensbi_eqx.api._trials import gaussian_prior
+
+    prior = gs.tasks.Normal(np.array([0.1, -0.2]), np.array([[0.2, 0.05], [0.05, 0.1]]))
+    latent = np.array([True, True, False, False])
+    gaussian = gaussian_prior(jr.key(0), gs.Trials(np.zeros((2, 2)), prior=prior),
+                              estimator.standardiser, latent)
+    mean, std = np.asarray(estimator.standardiser.mean[:2]), np.asarray(estimator.standardiser.std[:2])
+    expected_cov = np.array([[0.2, 0.05], [0.05, 0.1]]) / np.outer(std, std)
+    # 10,000 prior draws: about 1% error on the moments.
+    np.testing.assert_allclose(gaussian.mean[:2], (np.array([0.1, -0.2]) - mean) / std, atol=0.05)
+    np.testing.assert_allclose(gaussian.covariance[:2, :2], expected_cov, rtol=0.05, atol=0.01)
+    default = gaussian_prior(jr.key(0), gs.Trials(np.zeros((2, 2))), estimator.standardiser, latent)
+    np.testing.assert_array_equal(default.covariance, np.eye(4))
+
+
+@pytest.mark.parametrize(
+    "condition, options, match",
+    [
+        ({"x": gs.Trials(np.zeros((4, 3)))}, {}, r"gs.Trials of shape \(\*batch, n, \*\(2,\)\)"),
+        ({"x": gs.Trials(np.zeros((4, 2)))}, {"constraints": gs.Box({"theta": (0, 1)})},
+         "`constraints` is not available with gs.Trials"),
+        ({"x": gs.Trials(np.zeros((4, 2)))}, {"chunk_size": 2}, "`chunk_size` is not available"),
+        ({"x": gs.Trials(np.zeros((4, 2)), prior=gs.tasks.GaussianLinear(dim=3).prior)}, {},
+         r"must draw the 2 latent scalars .* gave \(10000, 3\)"),
+        ({"x": gs.Trials(np.zeros((4, 2))), "theta": np.zeros(2)}, {},
+         "observes every node besides the trials"),
+    ],
+)
+def test_bad_trial_queries_raise(estimator, condition, options, match):
+    with pytest.raises(ValueError, match=match):
+        estimator.sample(jr.key(0), condition, 3, sampler=gs.SDE(steps=2), **options)
+
+
+def test_trials_must_be_finite_and_priors_must_sample():
+    with pytest.raises(ValueError, match="must be finite"):
+        gs.Trials(np.array([[0.0, np.nan]]))
+    with pytest.raises(TypeError, match="prior"):
+        gs.Trials(np.zeros((2, 2)), prior="normal")
+
+
+def test_log_prob_refuses_trials(estimator):
+    with pytest.raises(ValueError, match="takes no gs.Trials"):
+        estimator.log_prob({"theta": np.zeros(2)}, {"x": gs.Trials(np.zeros((3, 2)))})

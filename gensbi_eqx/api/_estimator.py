@@ -10,7 +10,7 @@ import numpy as np
 
 from .._custom_types import Array, Key
 from .._sharding import data_parallel
-from ..data import NodeData, NodeLayout, Standardiser
+from ..data import NodeData, NodeLayout, Standardiser, Trials
 from ..methods import AbstractMethod, ModelDenoiser
 from ..models import AbstractAttention, AbstractModel, DenseAttention
 from ..samplers import ODE, SMC, AbstractSampler, Rejection, default_sampler
@@ -21,6 +21,7 @@ from ._constraints import AbstractConstraint
 from ._query import check_conditional, check_inside, density_query, flat_query
 from ._samples import Samples
 from ._strategies import draw_constrained
+from ._trials import draw_trials
 
 
 def _positive_int(value, argument: str) -> int:
@@ -72,7 +73,7 @@ class Estimator(eqx.Module):
     def sample(
         self,
         key: Key,
-        condition: Mapping[str, NodeData],
+        condition: Mapping[str, NodeData | Trials],
         num_samples: int,
         *,
         sampler: AbstractSampler | Rejection | SMC | None = None,
@@ -88,7 +89,10 @@ class Estimator(eqx.Module):
         - `condition`: ``{name: (*batch, d)}`` observed values in user units; NaN entries are
           not observed, and nodes left out are not observed. A leading batch shape samples
           every conditional at once. A node trained with times takes ``gs.Series(values,
-          times)``: any number of points up to its ``T``, at any times.
+          times)``: any number of points up to its ``T``, at any times. A node given as
+          ``gs.Trials(X)`` (``X``: ``(*batch, n, *shape)``) holds ``n`` i.i.d. observations:
+          the draws are from the posterior given all of them, composed from the model's
+          single-observation scores (docs/how-to/iid-trials.md).
         - `num_samples`: draws per condition.
         - `sampler`: e.g. ``gs.SDE(steps=500)``, ``gs.ODE(diffrax.Heun(), steps=20)``,
           ``gs.EDMSampler()``, ``gs.Resampled(gs.SDE(), rounds=2)``; default: the method's
@@ -116,6 +120,10 @@ class Estimator(eqx.Module):
         *channels)}`` for each node in `predict`, at its times in the order given.
         """
         num_samples = _positive_int(num_samples, "num_samples")
+        if isinstance(condition, Mapping) and any(isinstance(v, Trials) for v in condition.values()):
+            return self._sample_trials(
+                key, condition, num_samples, sampler, constraints, predict, chunk_size, devices
+            )
         if constraints is None:
             if isinstance(sampler, (Rejection, SMC)):
                 raise ValueError(
@@ -181,6 +189,27 @@ class Estimator(eqx.Module):
             draws[name] = samples[..., jnp.asarray(index)]
         return Samples(draws, sampler, info)
 
+    def _sample_trials(
+        self, key, condition, num_samples, sampler, constraints, predict, chunk_size, devices
+    ) -> Samples:
+        unsupported = {"constraints": constraints, "predict": predict,
+                       "chunk_size": chunk_size, "devices": devices}
+        given = [name for name, value in unsupported.items() if value is not None]
+        if given:
+            raise ValueError(f"`{given[0]}` is not available with gs.Trials in `condition`.")
+        sampler = default_sampler(self.method) if sampler is None else sampler
+        if not isinstance(sampler, AbstractSampler):
+            raise TypeError(
+                "`sampler` with gs.Trials must be a sampler such as gs.SDE(), got "
+                f"{sampler!r}."
+            )
+        samples, observed, info = draw_trials(key, self, condition, num_samples, sampler)
+        wanted = [
+            name for name in self.layout.names
+            if not observed[..., self.layout.slices[name]].all()
+        ]
+        return Samples(self.layout.unflatten(samples, wanted), sampler, info)
+
     def log_prob(
         self,
         values: Mapping[str, NodeData],
@@ -209,6 +238,10 @@ class Estimator(eqx.Module):
         `gensbi_eqx.sampling.log_prob` for what is integrated.
         """
         condition = {} if condition is None else condition
+        if any(isinstance(v, Trials) for part in (values, condition) for v in part.values()):
+            raise ValueError(
+                "`log_prob` takes no gs.Trials: the composition gives draws, not densities."
+            )
         check_trace(trace, key)
         point, observed, metadata = density_query(
             self.layout, self.model, self.time_standardiser, values, condition

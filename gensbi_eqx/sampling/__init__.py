@@ -8,6 +8,7 @@ from ._log_prob import log_prob_batch as log_prob_batch
 from ._sample import sample_conditionals as sample_conditionals
 from ._trials import GaussianPrior as GaussianPrior
 from ._trials import TrialsDenoiser as TrialsDenoiser
+from ._trials import sample_trials as sample_trials
 
 __all__ = [
     "AbstractTrace",
@@ -18,4 +19,5 @@ __all__ = [
     "log_prob_batch",
     "TrialsDenoiser",
     "sample_conditionals",
+    "sample_trials",
 ]

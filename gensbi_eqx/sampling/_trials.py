@@ -23,9 +23,12 @@ shared latent ones (e.g. ``theta``), the ``trial_mask`` entries hold each trial'
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 
-from .._custom_types import Array, Bool, ConditionMask, Flat, Float, Scalar
+from .._custom_types import Array, Bool, ConditionMask, Flat, Float, Key, Scalar
 from ..methods import AbstractDenoiser, AbstractMethod
+from ..samplers import AbstractSampler
+from ..samplers._base import data_vanishes_at_noise_end
 
 class GaussianPrior(eqx.Module):
     """A Gaussian ``N(mean, covariance)`` over all scalars in standardised units (only the
@@ -73,7 +76,7 @@ class TrialsDenoiser(AbstractDenoiser):
     corrected: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
-        if float(self.method.alpha_sigma(1.0)[0]) <= 0:
+        if data_vanishes_at_noise_end(self.method):
             raise ValueError(
                 f"i.i.d. trials compose scores, which {type(self.method).__name__} does not "
                 "have at t = 1 (alpha = 0); train with gs.VESDE(), gs.VPSDE() or gs.EDM()."
@@ -110,18 +113,56 @@ class TrialsDenoiser(AbstractDenoiser):
         latent = ~condition_mask
         block = latent[:, None] & latent[None, :]
         eye = jnp.eye(y.shape[0])
+        # A trial adds information: Cov[x0 | y, x_j] <= Cov[x0 | y] (equal in the limit of an
+        # uninformative trial). In the prior's whitened coordinates a trial's covariance has
+        # eigenvalues in (0, 1]; a network's Jacobian, amplified by sigma^2 / alpha at high
+        # noise, need not: its spectrum is clipped there, which also keeps the composed
+        # precision above the prior's.
+        values, vectors = jnp.linalg.eigh(prior_covariance)
+        inverse_root = (vectors / jnp.sqrt(values)) @ vectors.T
 
-        def covariance(values):
+        def precision(trial):
             # Tweedie: Cov[x0 | y, x_j] = (sigma^2 / alpha) d x0_hat / d y, on the latent block.
-            x0 = lambda z: self.denoiser(t, jnp.where(self.trial_mask, values, z), condition_mask)[0]
+            x0 = lambda z: self.denoiser(t, jnp.where(self.trial_mask, trial, z), condition_mask)[0]
             jacobian = jax.jacfwd(x0)(y)
-            c = (sigma**2 / alpha) * 0.5 * (jacobian + jacobian.T)
-            return jnp.where(block, c, eye)
+            c = jnp.where(block, (sigma**2 / alpha) * 0.5 * (jacobian + jacobian.T), eye)
+            whitened = inverse_root @ c @ inverse_root
+            w_values, w_vectors = jnp.linalg.eigh(0.5 * (whitened + whitened.T))
+            w_values = jnp.clip(w_values, 1e-3, 1.0)
+            # P_j = C_prior^-1/2 (W^-1) C_prior^-1/2 with W the clipped whitened covariance.
+            whitened_precision = (w_vectors / w_values) @ w_vectors.T
+            return inverse_root @ whitened_precision @ inverse_root
 
-        precisions = jnp.linalg.inv(jax.vmap(covariance)(self.trials))
-        prior_precision = jnp.linalg.inv(prior_covariance)
+        precisions = jax.vmap(precision)(self.trials)
+        prior_precision = inverse_root @ inverse_root
         n = self.trials.shape[0]
         total = jnp.sum(precisions, axis=0) - (n - 1) * prior_precision
         weighted = jnp.einsum("jab,jb->a", precisions, scores) - (n - 1) * prior_precision @ prior_score
-        total = jnp.where(block, total, eye)
-        return jnp.linalg.solve(total, jnp.where(latent, weighted, 0.0))
+        return jnp.linalg.solve(jnp.where(block, total, eye), jnp.where(latent, weighted, 0.0))
+
+
+@eqx.filter_jit
+def sample_trials(
+    key: Key,
+    denoiser: AbstractDenoiser,
+    trials: Float[Array, "batch num_trials num_scalars"],
+    trial_mask: Bool[Array, " num_scalars"],
+    prior: GaussianPrior,
+    y_cond: Float[Array, "batch num_scalars"],
+    condition_mask: Bool[Array, "batch num_scalars"],
+    num_samples: int,
+    sampler: AbstractSampler,
+    corrected: bool = True,
+) -> Float[Array, "num_samples batch num_scalars"]:
+    """``num_samples`` draws given each of ``batch`` sets of i.i.d. trials, in one compiled call
+    (`sample_conditionals` with a `TrialsDenoiser` per condition). Trial sets of a new value
+    but the same shapes reuse the compiled sampler."""
+    keys = jr.split(key, (num_samples, y_cond.shape[0]))
+
+    def one(k, values, y, mask):
+        return sampler(k, TrialsDenoiser(denoiser, values, trial_mask, prior, corrected), y, mask)
+
+    over_conditions = jax.vmap(one, in_axes=(0, 0, 0, 0))
+    return jax.vmap(over_conditions, in_axes=(0, None, None, None))(
+        keys, trials, y_cond, condition_mask
+    )

@@ -1,0 +1,118 @@
+"""Queries with i.i.d. trials (``{"x": gs.Trials(X)}``): one flat query per trial, the prior in
+the model's units, and the composed draws (`gensbi_eqx.sampling.sample_trials`)."""
+
+from collections.abc import Mapping
+
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from .._custom_types import Array, Key
+from ..data import NodeData, NodeLayout, Standardiser, Trials
+from ..models import AbstractModel
+from ..samplers import AbstractSampler
+from ..sampling import GaussianPrior, sample_trials
+from ._query import check_conditional, check_inside, flat_query
+
+PRIOR_DRAWS = 10_000  # draws of a user's prior for its mean and covariance
+
+
+def trial_queries(
+    layout: NodeLayout, model: AbstractModel, condition: Mapping[str, NodeData | Trials]
+) -> tuple[np.ndarray, np.ndarray, Trials]:
+    """``(given, trial_mask, spec)``: the flat query of every trial, ``(n, *batch,
+    num_scalars)`` (NaN: latent), the entries that hold a trial, and the `Trials` settings."""
+    specs = {name: value for name, value in condition.items() if isinstance(value, Trials)}
+    layout.check_names(specs, "condition")
+    if layout.has_metadata:
+        raise ValueError(
+            "gs.Trials is not available with nodes with times (gs.Series) in the layout yet."
+        )
+    first = next(iter(specs.values()))
+    if any(s.prior is not first.prior or s.corrected != first.corrected for s in specs.values()):
+        raise ValueError("Every gs.Trials node of one query must share `prior` and `corrected`.")
+    moved = {}
+    for name, spec in specs.items():
+        shape = layout.shapes[layout.names.index(name)]
+        values = spec.values
+        if shape == (1,) and values.shape[-1:] != (1,):
+            values = values[..., None]  # a one-scalar node's trials may come as (*batch, n)
+        if values.ndim < len(shape) + 1 or values.shape[values.ndim - len(shape):] != shape:
+            raise ValueError(
+                f"`condition[{name!r}]` must be gs.Trials of shape (*batch, n, *{shape}), got "
+                f"{spec.values.shape}."
+            )
+        moved[name] = np.moveaxis(values, values.ndim - len(shape) - 1, 0)  # (n, *batch, *shape)
+    counts = {name: v.shape[0] for name, v in moved.items()}
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"gs.Trials nodes must hold the same number of trials, got {counts}.")
+    rest = {name: value for name, value in condition.items() if name not in specs}
+    n = next(iter(counts.values()))
+    given = np.stack([
+        flat_query(layout, model, None, {**rest, **{k: v[j] for k, v in moved.items()}})[0]
+        for j in range(n)
+    ])
+    return given, layout.node_mask(list(specs)), first
+
+
+def gaussian_prior(
+    key: Key, spec: Trials, standardiser: Standardiser, latent: np.ndarray
+) -> GaussianPrior:
+    """The prior of the ``latent`` entries as a Gaussian in the model's units: the user's
+    prior's moments, or the training data's (zero mean, unit variance, no correlation)."""
+    num_scalars = latent.shape[0]
+    if spec.prior is None:
+        return GaussianPrior(jnp.zeros(num_scalars), jnp.eye(num_scalars))
+    draws = np.asarray(spec.prior.sample(key, PRIOR_DRAWS))
+    if draws.ndim != 2 or draws.shape[1] != latent.sum():
+        raise ValueError(
+            f"`prior` of gs.Trials must draw the {int(latent.sum())} latent scalars of the query "
+            f"in layout order, (num, {int(latent.sum())}); its .sample gave {draws.shape}."
+        )
+    full = np.zeros((PRIOR_DRAWS, num_scalars), np.float32)
+    full[:, latent] = draws
+    z = np.asarray(standardiser(jnp.asarray(full)))[:, latent]
+    mean, covariance = np.zeros(num_scalars), np.eye(num_scalars)
+    mean[latent] = z.mean(0)
+    covariance[np.ix_(latent, latent)] = np.cov(z, rowvar=False).reshape(latent.sum(), -1)
+    return GaussianPrior(jnp.asarray(mean, jnp.float32), jnp.asarray(covariance, jnp.float32))
+
+
+def draw_trials(
+    key: Key,
+    estimator,
+    condition: Mapping[str, NodeData | Trials],
+    num_samples: int,
+    sampler: AbstractSampler,
+) -> tuple[Array, np.ndarray, dict]:
+    """Draws ``(num_samples, *batch, num_scalars)`` in user units given the trials in
+    ``condition``, the query's observed mask ``(*batch, num_scalars)`` and ``info``."""
+    layout, standardiser = estimator.layout, estimator.standardiser
+    given, trial_mask, spec = trial_queries(layout, estimator.model, condition)
+    observed = ~np.isnan(given[0])
+    if observed.all(axis=-1).any():
+        raise ValueError("`condition` observes every node besides the trials: nothing to sample.")
+    check_conditional(estimator.model, layout, observed)
+    if standardiser.bounded:
+        lower, upper = np.asarray(standardiser.lower), np.asarray(standardiser.upper)
+        check_inside(layout, given, lower, upper, "condition")
+    batch = observed.shape[:-1]
+    flat_observed = observed.reshape(-1, layout.num_scalars)
+    latent = ~flat_observed[0]
+    if (flat_observed != flat_observed[0]).any():
+        raise ValueError(
+            "With gs.Trials every condition of a batch must observe the same entries."
+        )
+    n = given.shape[0]
+    flat_given = given.reshape(n, -1, layout.num_scalars)
+    trials = standardiser(jnp.asarray(np.where(flat_observed, flat_given, 0.0)))
+    trials = jnp.swapaxes(trials, 0, 1)  # (batch, n, num_scalars)
+    key_prior, key_draws = jr.split(key)
+    prior = gaussian_prior(key_prior, spec, standardiser, latent)
+    z = sample_trials(
+        key_draws, estimator.denoiser, trials, jnp.asarray(trial_mask), prior, trials[:, 0],
+        jnp.asarray(flat_observed), num_samples, sampler, spec.corrected,
+    )
+    samples = jnp.where(flat_observed, flat_given[0], standardiser.inverse(z))
+    samples = samples.reshape((num_samples,) + batch + (layout.num_scalars,))
+    return samples, observed, {"trials": n, "corrected": spec.corrected}
