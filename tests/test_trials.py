@@ -143,5 +143,6 @@ def test_trials_must_be_finite_and_priors_must_sample():
 
 
 def test_log_prob_refuses_trials(estimator):
-    with pytest.raises(ValueError, match="takes no gs.Trials"):
+    # The type checker may answer first; either way the message names the Trials.
+    with pytest.raises((TypeError, ValueError), match="Trials"):
         estimator.log_prob({"theta": np.zeros(2)}, {"x": gs.Trials(np.zeros((3, 2)))})
