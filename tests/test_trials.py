@@ -146,3 +146,16 @@ def test_log_prob_refuses_trials(estimator):
     # The type checker may answer first; either way the message names the Trials.
     with pytest.raises((TypeError, ValueError), match="Trials"):
         estimator.log_prob({"theta": np.zeros(2)}, {"x": gs.Trials(np.zeros((3, 2)))})
+
+
+def test_a_conditional_model_composes_its_own_conditional():
+    task = gs.tasks.GaussianLinear(dim=2)
+    theta, x = task.simulate(jr.key(0), 64)
+    data = {"theta": theta, "x": x}
+    model = gs.Flux1.for_data(data, condition_on="x", key=jr.key(1), num_heads=2, axes_dim=(4,),
+                              depth=1, depth_single_blocks=1, mlp_ratio=2.0)
+    training = gs.Training(max_steps=1, batch_size=8, validation_fraction=0.0)
+    est = gs.fit(jr.key(2), model, data, training=training, progress=False)
+    samples = est.sample(jr.key(3), {"x": gs.Trials(np.zeros((2, 4, 2)))}, 5,
+                         sampler=gs.SDE(steps=3))
+    assert samples["theta"].shape == (5, 2, 2) and np.isfinite(samples["theta"]).all()

@@ -23,7 +23,7 @@ class Trials(eqx.Module):
     - `corrected`: ``False`` sums the single-trial scores naively (biased; for comparison).
 
     The model needs a method with a score at every time (gs.VESDE, gs.VPSDE, gs.EDM).
-    See docs/how-to/iid-trials.md.
+    See the how-to "Many trials per parameter".
     """
 
     values: np.ndarray
