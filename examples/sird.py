@@ -33,15 +33,18 @@ reference (200,000 prior simulations at the same times, the 500 closest in log s
 
 Writes ``sird.png`` (true beta(t), posterior median and 90% band on the query grid over the
 prior band; the observed points; the posterior of gamma and delta with the truth) and
-``samples.npz`` to ``--out`` (default ``outputs/sird``). With the defaults (10,000 simulations,
-a depth-2 Simformer, 3,000 steps of batch 128, 2,000 draws of the 50-step ODE) 4.4 minutes on a
-2-core CPU shared with other jobs (6.9 when it was busier). The truth was inside the 90% band
-at 15 of the 20 query times; the 5 misses are at t = 34-44, after the epidemic, where the true
-beta is 0.001-0.03, below even the prior's 5% quantile (the prior's band also covers 15/20).
-Mean band width 0.75 against the prior's 0.96 (0.78x): 0.4-0.8 while the epidemic grows (t < 25;
-0.4-0.5 at the start and at the peak), back to 0.96 from t = 34. gamma: median 0.36, 90%
-interval [0.27, 0.44] (true 0.28); delta: 0.022, [0.000, 0.047] (true 0.025). ``--small`` (a smoke
-test: its band is no narrower than the prior's) 25 s including compilation.
+``samples.npz`` to ``--out`` (default ``outputs/sird``). The rates (in ``[0, 0.5]``) and ``beta``
+(in ``(0, 1)``) are declared bounded (``gs.Node(bounds=...)`` from ``task.prior.support``), so no
+draw leaves the prior's support; without bounds, about half the draws put some ``beta`` below 0
+or above 1 (benchmarks/results/bounded_support.md). With the defaults (10,000 simulations, a
+depth-2 Simformer, 3,000 steps of batch 128, 2,000 draws of the 50-step ODE) 5.7 minutes on
+one core of a 2-core CPU while the other ran another job (2026-12-06; training 286 s). The
+truth was inside the 90% band at 15 of the 20 query times; the 5 misses are after the
+epidemic, where the true beta is 0.001-0.03, below even the prior's 5% quantile (the prior's
+band also covers 15/20). Mean band width 0.76 against the prior's 0.96 (0.79x): 0.3-0.5 from
+the rise to the peak (t = 13-23), back to 0.9 and more from t = 34. gamma: median 0.375, 90%
+interval [0.268, 0.461] (true 0.282); delta: 0.021, [0.011, 0.038] (true 0.025). ``--small`` (a
+smoke test: its band is no narrower than the prior's) 25 s including compilation.
 """
 
 import argparse
