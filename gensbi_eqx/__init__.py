@@ -28,13 +28,13 @@ from .api import Box as Box
 from .api import Estimator as Estimator
 from .api import LinearInequality as LinearInequality
 from .api import Samples as Samples
+from .api import Trials as Trials
 from .api import fit as fit
 from .api import load as load
 from .api import save as save
 from .data import Dependencies as Dependencies
 from .data import Node as Node
 from .data import Series as Series
-from .data import Trials as Trials
 from .methods import EDM as EDM
 from .methods import FlowMatching as FlowMatching
 from .methods import LogitNormalTimes as LogitNormalTimes

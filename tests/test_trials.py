@@ -28,12 +28,19 @@ def tall_posterior(xs):
     return covariance @ A.T @ np.linalg.inv(R) @ xs.sum(0), covariance
 
 
-def composed_draws(method, n, corrected):
+def composed_draws(method, n, correction):
+    """Draws given n trials with ``correction`` "gauss" (the exact single-trial posterior
+    precision), "jacobian" or "none"."""
     xs = TRUE_THETA @ A.T + np.random.default_rng(n).multivariate_normal(np.zeros(2), R, n)
     trials = jnp.asarray(np.concatenate([np.zeros((n, 2)), xs], 1), jnp.float32)
     prior = GaussianPrior(jnp.zeros(4), jnp.asarray(JOINT, jnp.float32))
+    precisions = None
+    if correction == "gauss":
+        single = np.eye(4)
+        single[:2, :2] = np.linalg.inv(tall_posterior(xs[:1])[1])
+        precisions = jnp.asarray(np.broadcast_to(single, (n, 4, 4)), jnp.float32)
     denoiser = TrialsDenoiser(GaussianDenoiser(np.zeros(4), JOINT, method), trials, OBSERVED,
-                              prior, corrected)
+                              prior, precisions, corrected=correction != "none")
     z = sample_conditionals(jr.key(n), denoiser, jnp.zeros((1, 4)), OBSERVED[None], NUM_DRAWS,
                             SAMPLER)
     mean, covariance = continuous_sampler_law(method, SAMPLER, *tall_posterior(xs))
@@ -52,13 +59,15 @@ SD_TOLERANCE = 4 / np.sqrt(2 * NUM_DRAWS) + 0.02
 
 
 @pytest.mark.parametrize(
-    "method, n",
+    "method, n, correction",
     # VE's small sigma_min makes the precisions largest: the case where cancellation would show.
-    [(gs.VPSDE(), 1), (gs.VPSDE(), 5), (gs.VPSDE(), 20), (gs.VPSDE(), 100), (gs.VESDE(), 100)],
-    ids=["vp-1", "vp-5", "vp-20", "vp-100", "ve-100"],
+    [(gs.VPSDE(), 1, "gauss"), (gs.VPSDE(), 5, "gauss"), (gs.VPSDE(), 20, "gauss"),
+     (gs.VPSDE(), 100, "gauss"), (gs.VESDE(), 100, "gauss"), (gs.VPSDE(), 20, "jacobian"),
+     (gs.VESDE(), 100, "jacobian")],
+    ids=["vp-1", "vp-5", "vp-20", "vp-100", "ve-100", "jacobian-vp-20", "jacobian-ve-100"],
 )
-def test_corrected_composition_draws_the_posterior_given_n_trials(method, n):
-    mean_error, sd_ratio = errors(*composed_draws(method, n, corrected=True))
+def test_corrected_composition_draws_the_posterior_given_n_trials(method, n, correction):
+    mean_error, sd_ratio = errors(*composed_draws(method, n, correction))
     assert np.abs(mean_error).max() < MEAN_TOLERANCE, mean_error
     assert np.abs(sd_ratio - 1).max() < SD_TOLERANCE, sd_ratio
 
@@ -66,7 +75,7 @@ def test_corrected_composition_draws_the_posterior_given_n_trials(method, n):
 def test_the_naive_sum_of_scores_is_too_narrow():
     """At t > 0 the noised posteriors do not factorise: summing their scores shrinks the
     posterior (about 0.75 of its sd here), which the correction removes."""
-    _, sd_ratio = errors(*composed_draws(gs.VPSDE(), 20, corrected=False))
+    _, sd_ratio = errors(*composed_draws(gs.VPSDE(), 20, "none"))
     assert (sd_ratio < 0.85).all(), sd_ratio
 
 
@@ -96,7 +105,7 @@ def test_a_query_with_trials_returns_the_shared_nodes_per_trial_set(estimator):
     trials = np.asarray(jr.normal(jr.key(3), (3, 5, 2)))  # 3 sets of 5 trials
     samples = estimator.sample(jr.key(4), {"x": gs.Trials(trials)}, 7, sampler=gs.SDE(steps=5))
     assert dict((k, v.shape) for k, v in samples.items()) == {"theta": (7, 3, 2)}
-    assert samples.info == {"trials": 5, "corrected": True}
+    assert samples.info == {"trials": 5, "correction": gs.sampling.GaussCorrection()}
     one = estimator.sample(jr.key(4), {"x": gs.Trials(trials[0])}, 7, sampler=gs.SDE(steps=5))
     assert one["theta"].shape == (7, 2) and np.isfinite(one["theta"]).all()
 
@@ -135,11 +144,33 @@ def test_bad_trial_queries_raise(estimator, condition, options, match):
         estimator.sample(jr.key(0), condition, 3, sampler=gs.SDE(steps=2), **options)
 
 
-def test_trials_must_be_finite_and_priors_must_sample():
+def test_trials_must_be_finite_and_priors_and_corrections_must_be_objects():
     with pytest.raises(ValueError, match="must be finite"):
         gs.Trials(np.array([[0.0, np.nan]]))
     with pytest.raises(TypeError, match="prior"):
         gs.Trials(np.zeros((2, 2)), prior="normal")
+    with pytest.raises(TypeError, match="correction"):
+        gs.Trials(np.zeros((2, 2)), correction="gauss")
+    with pytest.raises(ValueError, match="num_draws"):
+        gs.sampling.GaussCorrection(num_draws=1)
+
+
+def test_posterior_precisions_invert_the_draws_covariance_below_the_prior():
+    rng = np.random.default_rng(0)
+    covariance = np.array([[0.3, 0.1], [0.1, 0.2]])
+    draws = np.zeros((20_000, 4))
+    draws[:, :2] = rng.multivariate_normal(np.zeros(2), covariance, 20_000)
+    latent = jnp.array([True, True, False, False])
+    precision = gs.sampling.posterior_precisions(
+        jnp.asarray(draws, jnp.float32), latent, GaussianPrior(jnp.zeros(4), jnp.eye(4))
+    )
+    np.testing.assert_allclose(precision[:2, :2], np.linalg.inv(covariance), rtol=0.05)
+    np.testing.assert_array_equal(precision[2:, 2:], np.eye(2))
+    # Draws wider than the prior are clipped to it: a trial cannot lose information.
+    wide = gs.sampling.posterior_precisions(
+        jnp.asarray(3 * draws, jnp.float32), latent, GaussianPrior(jnp.zeros(4), jnp.eye(4))
+    )
+    assert np.linalg.eigvalsh(np.asarray(wide[:2, :2])).min() >= 1 - 1e-4
 
 
 def test_log_prob_refuses_trials(estimator):

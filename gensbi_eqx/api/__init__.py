@@ -1,4 +1,5 @@
-"""The user-facing entry points: fit, Estimator (sample, log_prob), constraints, save and load."""
+"""The user-facing entry points: fit, Estimator (sample, log_prob), constraints, trials, save
+and load."""
 
 from ._constraints import AbstractConstraint as AbstractConstraint
 from ._constraints import Box as Box
@@ -8,6 +9,7 @@ from ._fit import fit as fit
 from ._samples import Samples as Samples
 from ._serialise import load as load
 from ._serialise import save as save
+from ._trials import Trials as Trials
 
 __all__ = [
     "AbstractConstraint",
@@ -15,6 +17,7 @@ __all__ = [
     "Estimator",
     "LinearInequality",
     "Samples",
+    "Trials",
     "fit",
     "load",
     "save",

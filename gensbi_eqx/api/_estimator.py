@@ -10,7 +10,7 @@ import numpy as np
 
 from .._custom_types import Array, Key
 from .._sharding import data_parallel
-from ..data import NodeData, NodeLayout, Standardiser, Trials
+from ..data import NodeData, NodeLayout, Standardiser
 from ..methods import AbstractMethod, ModelDenoiser
 from ..models import AbstractAttention, AbstractModel, DenseAttention
 from ..samplers import ODE, SMC, AbstractSampler, Rejection, default_sampler
@@ -21,7 +21,7 @@ from ._constraints import AbstractConstraint
 from ._query import check_conditional, check_inside, density_query, flat_query
 from ._samples import Samples
 from ._strategies import draw_constrained
-from ._trials import draw_trials
+from ._trials import Trials, draw_trials
 
 
 def _positive_int(value, argument: str) -> int:

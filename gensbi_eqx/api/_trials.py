@@ -1,20 +1,82 @@
-"""Queries with i.i.d. trials (``{"x": gs.Trials(X)}``): one flat query per trial, the prior in
-the model's units, and the composed draws (`gensbi_eqx.sampling.sample_trials`)."""
+"""Queries with i.i.d. trials (``{"x": gs.Trials(X)}``): one flat query per trial, the prior and
+each trial's posterior precision in the model's units, and the composed draws
+(`gensbi_eqx.sampling.sample_trials`)."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from .._custom_types import Array, Key
-from ..data import NodeData, NodeLayout, Standardiser, Trials
+from .._custom_types import Array, ArrayLike, Key
+from ..data import NodeData, NodeLayout, Standardiser
 from ..models import AbstractModel
 from ..samplers import AbstractSampler
-from ..sampling import GaussianPrior, sample_trials
+from ..sampling import (
+    AbstractCorrection,
+    GaussCorrection,
+    GaussianPrior,
+    NoCorrection,
+    posterior_precisions,
+    sample_conditionals,
+    sample_trials,
+)
 from ._query import check_conditional, check_inside, flat_query
 
 PRIOR_DRAWS = 10_000  # draws of a user's prior for its mean and covariance
+
+
+class Trials(eqx.Module):
+    """``n`` independent observations of one node, all for the same parameters:
+    ``est.sample(key, {"x": gs.Trials(X)}, num_samples)`` draws from ``p(rest | x_1 ... x_n)``.
+
+    **Arguments:**
+    - `values`: ``(*batch, n, *node_shape)``: ``n`` trials per condition (the node's shape as
+      in training, e.g. ``(n, 2)`` for a node of 2 scalars).
+    - `prior`: the prior of the entries drawn (e.g. ``task.prior``, anything with ``.sample(key,
+      num)`` returning ``(num, num_latent)`` in layout order), whose score the composition
+      subtracts ``n - 1`` times. It is used through its mean and covariance (exact for Gaussian
+      priors). ``None``: a Gaussian with the training data's mean and variance per entry,
+      which is what the standardiser learned (correlations between entries are then ignored).
+    - `correction`: how the single-trial scores are combined:
+      ``gs.sampling.GaussCorrection(num_draws=100)`` (default: each trial's posterior
+      covariance estimated once from that many single-trial draws),
+      ``gs.sampling.JacobianCorrection()`` (the network's Jacobian per step; unstable with
+      trained networks), ``gs.sampling.NoCorrection()`` (the naive sum; biased, for
+      comparison).
+
+    The model needs a method with a score at every time (gs.VESDE, gs.VPSDE, gs.EDM).
+    See the how-to "Many trials per parameter".
+    """
+
+    values: np.ndarray
+    prior: object = None
+    correction: AbstractCorrection = GaussCorrection()
+
+    def __init__(self, values: ArrayLike | Sequence, prior: object = None,
+                 correction: AbstractCorrection | None = None):
+        try:
+            self.values = np.asarray(values, dtype=np.float32)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"gs.Trials(values) takes an array of real numbers, got {type(values).__name__}."
+            ) from error
+        if not np.isfinite(self.values).all():
+            raise ValueError("`values` of gs.Trials must be finite: every trial is observed.")
+        if prior is not None and not callable(getattr(prior, "sample", None)):
+            raise TypeError(
+                f"`prior` must have .sample(key, num) (e.g. task.prior), got {prior!r}."
+            )
+        correction = GaussCorrection() if correction is None else correction
+        if not isinstance(correction, AbstractCorrection):
+            raise TypeError(
+                "`correction` must be gs.sampling.GaussCorrection(), JacobianCorrection() or "
+                f"NoCorrection(), got {correction!r}."
+            )
+        self.prior = prior
+        self.correction = correction
 
 
 def trial_queries(
@@ -29,8 +91,8 @@ def trial_queries(
             "gs.Trials is not available with nodes with times (gs.Series) in the layout yet."
         )
     first = next(iter(specs.values()))
-    if any(s.prior is not first.prior or s.corrected != first.corrected for s in specs.values()):
-        raise ValueError("Every gs.Trials node of one query must share `prior` and `corrected`.")
+    if any(s.prior is not first.prior or s.correction != first.correction for s in specs.values()):
+        raise ValueError("Every gs.Trials node of one query must share `prior` and `correction`.")
     moved = {}
     for name, spec in specs.items():
         shape = layout.shapes[layout.names.index(name)]
@@ -107,12 +169,30 @@ def draw_trials(
     flat_given = given.reshape(n, -1, layout.num_scalars)
     trials = standardiser(jnp.asarray(np.where(flat_observed, flat_given, 0.0)))
     trials = jnp.swapaxes(trials, 0, 1)  # (batch, n, num_scalars)
-    key_prior, key_draws = jr.split(key)
+    key_prior, key_single, key_draws = jr.split(key, 3)
     prior = gaussian_prior(key_prior, spec, standardiser, latent)
+    mask = jnp.asarray(flat_observed)
+    precisions = None
+    if isinstance(spec.correction, GaussCorrection):
+        precisions = trial_precisions(
+            key_single, estimator.denoiser, trials, mask, prior, spec.correction.num_draws, sampler
+        )
     z = sample_trials(
-        key_draws, estimator.denoiser, trials, jnp.asarray(trial_mask), prior, trials[:, 0],
-        jnp.asarray(flat_observed), num_samples, sampler, spec.corrected,
+        key_draws, estimator.denoiser, trials, jnp.asarray(trial_mask), prior, trials[:, 0], mask,
+        num_samples, sampler, not isinstance(spec.correction, NoCorrection), precisions,
     )
     samples = jnp.where(flat_observed, flat_given[0], standardiser.inverse(z))
     samples = samples.reshape((num_samples,) + batch + (layout.num_scalars,))
-    return samples, observed, {"trials": n, "corrected": spec.corrected}
+    return samples, observed, {"trials": n, "correction": spec.correction}
+
+
+def trial_precisions(key, denoiser, trials, mask, prior, num_draws, sampler):
+    """Each trial's posterior precision ``(batch, n, num_scalars, num_scalars)`` from
+    ``num_draws`` single-trial draws per trial, all trials of all conditions in one call."""
+    batch, n, num_scalars = trials.shape
+    repeated = jnp.repeat(mask, n, axis=0)  # (batch * n, num_scalars): condition b, trial j
+    draws = sample_conditionals(
+        key, denoiser, trials.reshape(batch * n, num_scalars), repeated, num_draws, sampler
+    )
+    precisions = jax.vmap(posterior_precisions, in_axes=(1, 0, None))(draws, ~repeated, prior)
+    return precisions.reshape(batch, n, num_scalars, num_scalars)

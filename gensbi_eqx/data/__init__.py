@@ -16,7 +16,6 @@ from ._series import NodeData as NodeData
 from ._series import Series as Series
 from ._series import time_standardiser as time_standardiser
 from ._standardiser import Standardiser as Standardiser
-from ._trials import Trials as Trials
 
 __all__ = [
     "Dependencies",
@@ -25,7 +24,6 @@ __all__ = [
     "NodeLayout",
     "Series",
     "Standardiser",
-    "Trials",
     "condition_vector",
     "drop_invalid_rows",
     "interval_bounds",

@@ -3,19 +3,24 @@ that saw one observation at a time (a denoiser transform).
 
 For ``x_1 ... x_n`` i.i.d. given ``theta``, ``p(theta | x_1..n) ~ prod_j p(theta | x_j) /
 p(theta)^(n - 1)``, so at ``t = 0`` the score is ``sum_j s_j - (n - 1) s_prior``. At ``t > 0``
-the noised posteriors do not factorise and that naive sum is biased. `TrialsDenoiser` corrects
-it with the denoising posteriors' precisions (Linhart et al. 2024, "Diffusion posterior
-sampling for simulation-based inference in tall data settings"): with
-``C_j = Cov[theta_0 | theta_t, x_j]`` and ``C_prior`` the prior's,
+the noised posteriors do not factorise and that naive sum is biased (too narrow). The
+correction of Linhart et al. 2024 ("Diffusion posterior sampling for simulation-based
+inference in tall data settings") weighs each score by the precision of its denoising
+posterior, ``P_j = Cov[theta_0 | theta_t, x_j]^-1``:
 
-    score = L^-1 (sum_j C_j^-1 s_j - (n - 1) C_prior^-1 s_prior),
-    L = sum_j C_j^-1 - (n - 1) C_prior^-1,
+    score = L^-1 (sum_j P_j s_j - (n - 1) P_prior s_prior),    L = sum_j P_j - (n - 1) P_prior,
 
-which is exact at every ``t`` when the single-trial posteriors and the prior are Gaussian.
-``C_j`` is Tweedie's ``(sigma^2 / alpha) d x0_hat_j / d theta_t`` (one Jacobian of the network
-per trial and step: the "JAC" correction); the prior is Gaussian (`GaussianPrior`), exact for
-Gaussian priors and a moment-matched approximation otherwise.
+exact at every ``t`` when the single-trial posteriors and the prior are Gaussian. Where
+``P_j`` comes from:
 
+- `GaussCorrection` (default): each trial's posterior is read as a Gaussian whose covariance
+  ``S_j`` is estimated once, from single-trial draws; then ``P_j = S_j^-1 + alpha^2 / sigma^2``
+  at every ``t`` with no derivative of the network (Linhart et al.'s GAUSS).
+- `JacobianCorrection`: Tweedie's ``(sigma^2 / alpha) d x0_hat_j / d theta_t`` at every step
+  (their JAC). Exact with an exact denoiser, but a network's Jacobian at high noise, multiplied
+  by ``sigma^2``, is too inaccurate: with a trained Simformer the composed draws diverged.
+
+The prior is Gaussian (`GaussianPrior`): exact for Gaussian priors, moment-matched otherwise.
 All in standardised units, for ONE example; entries where ``condition_mask`` is False are the
 shared latent ones (e.g. ``theta``), the ``trial_mask`` entries hold each trial's values.
 """
@@ -52,6 +57,57 @@ class GaussianPrior(eqx.Module):
         return score, jnp.where(block, 0.5 * (covariance + covariance.T), eye)
 
 
+class AbstractCorrection(eqx.Module):
+    """How `TrialsDenoiser` corrects the naive sum of scores."""
+
+
+class GaussCorrection(AbstractCorrection):
+    """Each trial's posterior read as a Gaussian, its covariance estimated once from
+    ``num_draws`` single-trial draws (with the query's sampler); no Jacobian per step."""
+
+    num_draws: int = eqx.field(static=True, default=100)
+
+    def __check_init__(self):
+        if isinstance(self.num_draws, bool) or not isinstance(self.num_draws, int) or self.num_draws < 3:
+            raise ValueError(f"`num_draws` must be an int >= 3, got {self.num_draws!r}.")
+
+
+class JacobianCorrection(AbstractCorrection):
+    """Tweedie's covariance from the network's Jacobian, per trial and step (exact for an
+    exact denoiser; unstable with trained networks at high noise)."""
+
+
+class NoCorrection(AbstractCorrection):
+    """The naive sum of scores: biased at ``t > 0`` (for comparison)."""
+
+
+def _whitened_clip(covariance, prior_covariance, low):
+    """``covariance`` with its eigenvalues in the prior's whitened coordinates clipped to
+    ``[low, 1]``: a trial can only add information, ``0 < C_j <= C_prior``."""
+    values, vectors = jnp.linalg.eigh(prior_covariance)
+    root = (vectors * jnp.sqrt(values)) @ vectors.T
+    inverse_root = (vectors / jnp.sqrt(values)) @ vectors.T
+    whitened = inverse_root @ covariance @ inverse_root
+    w_values, w_vectors = jnp.linalg.eigh(0.5 * (whitened + whitened.T))
+    clipped = (w_vectors * jnp.clip(w_values, low, 1.0)) @ w_vectors.T
+    return root @ clipped @ root
+
+
+def posterior_precisions(
+    draws: Float[Array, "num_draws num_scalars"],
+    latent: Bool[Array, " num_scalars"],
+    prior: GaussianPrior,
+) -> Float[Array, "num_scalars num_scalars"]:
+    """``S^-1`` of single-trial posterior ``draws`` on the latent block (identity elsewhere),
+    its covariance first clipped below the prior's (`GaussCorrection`)."""
+    block = latent[:, None] & latent[None, :]
+    eye = jnp.eye(latent.shape[0])
+    covariance = jnp.where(block, jnp.cov(draws, rowvar=False), eye)
+    prior_covariance = jnp.where(block, prior.covariance, eye)
+    covariance = _whitened_clip(covariance, prior_covariance, 1e-4)
+    return jnp.where(block, jnp.linalg.inv(jnp.where(block, covariance, eye)), eye)
+
+
 class TrialsDenoiser(AbstractDenoiser):
     """``denoiser`` composed over i.i.d. trials, itself a denoiser for one example.
 
@@ -62,17 +118,22 @@ class TrialsDenoiser(AbstractDenoiser):
       observed in the ``condition_mask`` the samplers pass, and the latent entries are the
       ones all trials share.
     - `prior`: the `GaussianPrior` of the latent entries, in standardised units.
+    - `precisions`: ``(num_trials, num_scalars, num_scalars)``, each trial's posterior
+      precision ``S_j^-1`` on the latent block (`posterior_precisions`): the Gaussian
+      correction. ``None``: Tweedie's Jacobian per step instead.
     - `corrected`: ``False`` gives the naive sum of scores, biased at ``t > 0`` (for
       comparison).
 
-    Cost per step: one network call and one Jacobian (one JVP per scalar) per trial. Methods
-    with ``alpha = 0`` at ``t = 1`` (flow matching) are refused.
+    Cost per step: one network call per trial, and with the Jacobian correction one Jacobian
+    (one JVP per scalar) per trial. Methods with ``alpha = 0`` at ``t = 1`` (flow matching) are
+    refused.
     """
 
     denoiser: AbstractDenoiser
     trials: Float[Array, "num_trials num_scalars"]
     trial_mask: Bool[Array, " num_scalars"]
     prior: GaussianPrior
+    precisions: Float[Array, "num_trials num_scalars num_scalars"] | None = None
     corrected: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
@@ -99,7 +160,9 @@ class TrialsDenoiser(AbstractDenoiser):
         x0s, ys = jax.vmap(one_trial)(self.trials)
         scores = jnp.where(latent, (alpha * x0s - ys) / sigma**2, 0.0)  # Tweedie, per trial
         prior_score, prior_covariance = self.prior.score_and_covariance(alpha, sigma, y, latent)
-        if self.corrected:
+        if self.corrected and self.precisions is not None:
+            score = self._gauss(alpha, sigma, latent, scores, prior_score)
+        elif self.corrected:
             score = self._corrected(t, y, condition_mask, scores, prior_score, prior_covariance)
         else:
             score = jnp.sum(scores, axis=0) - (n - 1) * prior_score
@@ -107,6 +170,20 @@ class TrialsDenoiser(AbstractDenoiser):
         # Tweedie's formula back: y = alpha x0 + sigma eps.
         x0 = (y + sigma**2 * score) / alpha
         return jnp.where(latent, x0, y), -sigma * score
+
+    def _gauss(self, alpha, sigma, latent, scores, prior_score):
+        # P_j(t) = S_j^-1 + alpha^2 / sigma^2, so L = sum_j S_j^-1 - (n - 1) S_prior^-1 +
+        # alpha^2 / sigma^2: formed without the large terms that cancel.
+        block = latent[:, None] & latent[None, :]
+        eye = jnp.eye(latent.shape[0])
+        ratio = jnp.where(block, alpha**2 / sigma**2 * eye, 0.0)
+        prior_precision = jnp.where(block, jnp.linalg.inv(jnp.where(block, self.prior.covariance, eye)), 0.0)
+        precisions = jnp.where(block, self.precisions, 0.0)
+        n = self.trials.shape[0]
+        total = jnp.sum(precisions, axis=0) - (n - 1) * prior_precision + ratio
+        weighted = jnp.einsum("jab,jb->a", precisions + ratio, scores)
+        weighted = weighted - (n - 1) * (prior_precision + ratio) @ prior_score
+        return jnp.linalg.solve(jnp.where(block, total, eye), jnp.where(latent, weighted, 0.0))
 
     def _corrected(self, t, y, condition_mask, scores, prior_score, prior_covariance):
         alpha, sigma = self.method.alpha_sigma(t)
@@ -153,16 +230,21 @@ def sample_trials(
     num_samples: int,
     sampler: AbstractSampler,
     corrected: bool = True,
+    precisions: Float[Array, "batch num_trials num_scalars num_scalars"] | None = None,
 ) -> Float[Array, "num_samples batch num_scalars"]:
     """``num_samples`` draws given each of ``batch`` sets of i.i.d. trials, in one compiled call
     (`sample_conditionals` with a `TrialsDenoiser` per condition). Trial sets of a new value
     but the same shapes reuse the compiled sampler."""
     keys = jr.split(key, (num_samples, y_cond.shape[0]))
+    with_precisions = precisions is not None
+    if not with_precisions:
+        precisions = jnp.zeros((y_cond.shape[0], 0))  # a stand-in that vmap can slice
 
-    def one(k, values, y, mask):
-        return sampler(k, TrialsDenoiser(denoiser, values, trial_mask, prior, corrected), y, mask)
+    def one(k, values, y, mask, p):
+        p = p if with_precisions else None
+        return sampler(k, TrialsDenoiser(denoiser, values, trial_mask, prior, p, corrected), y, mask)
 
-    over_conditions = jax.vmap(one, in_axes=(0, 0, 0, 0))
-    return jax.vmap(over_conditions, in_axes=(0, None, None, None))(
-        keys, trials, y_cond, condition_mask
+    over_conditions = jax.vmap(one, in_axes=(0, 0, 0, 0, 0))
+    return jax.vmap(over_conditions, in_axes=(0, None, None, None, None))(
+        keys, trials, y_cond, condition_mask, precisions
     )
