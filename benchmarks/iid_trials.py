@@ -6,11 +6,12 @@ A Simformer is trained once with `gs.fit` defaults (VE, 10,000 simulations of Ga
 with ``dim = 2``; cached in benchmarks/.cache). For each n, three parameter draws from the
 prior are observed n times, and ``est.sample(key, {"x": gs.Trials(X, prior=task.prior)}, ...)``
 draws the posterior with the default correction (`gs.sampling.GaussCorrection()`), the
-Jacobian correction and the naive sum of scores, with the reverse SDE of ``--steps`` steps. The exact posterior is Gaussian: precision ``(1 + n) / 0.1``,
-mean ``sum(x) / (1 + n)``. Reported: the mean's error in posterior sds, the ratio of sds, and
-the wall time per call (its cost grows linearly in n: one network call per trial and step, and
-with the Jacobian correction one
-Jacobian per trial and step).
+Jacobian correction and the naive sum of scores, with the reverse SDE of ``--steps`` steps.
+The exact posterior is Gaussian: precision ``(1 + n) / 0.1``, mean ``sum(x) / (1 + n)``.
+Reported per observation: the mean's largest error in posterior sds, the ratio of sds, and the
+wall time per call (it grows linearly in n: one network call per trial and step, plus the
+Gaussian correction's single-trial draws, or the Jacobian correction's Jacobian per trial and
+step).
 
 ``--task two_moons``: the same with the two-moons model trained by `gs.fit` defaults (cached),
 n = 10 trials of three prior draws, against a reference from the exact likelihood (the tall
