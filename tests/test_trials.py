@@ -1,6 +1,8 @@
 """i.i.d. trials composed from a single-trial denoiser (`TrialsDenoiser`), against the closed-form
 posterior of a Gaussian linear model given n trials, with the exact Gaussian denoiser."""
 
+import warnings
+
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -103,10 +105,15 @@ def estimator():
 
 def test_a_query_with_trials_returns_the_shared_nodes_per_trial_set(estimator):
     trials = np.asarray(jr.normal(jr.key(3), (3, 5, 2)))  # 3 sets of 5 trials
-    samples = estimator.sample(jr.key(4), {"x": gs.Trials(trials)}, 7, sampler=gs.SDE(steps=5))
+    # An untrained model's errors add up over the trials: its draws run away, and say so.
+    with pytest.warns(UserWarning, match="ran beyond 10 prior sds"):
+        samples = estimator.sample(jr.key(4), {"x": gs.Trials(trials)}, 7, sampler=gs.SDE(steps=5))
     assert dict((k, v.shape) for k, v in samples.items()) == {"theta": (7, 3, 2)}
-    assert samples.info == {"trials": 5, "correction": gs.sampling.GaussCorrection()}
-    one = estimator.sample(jr.key(4), {"x": gs.Trials(trials[0])}, 7, sampler=gs.SDE(steps=5))
+    assert samples.info["trials"] == 5
+    assert samples.info["correction"] == gs.sampling.GaussCorrection()
+    assert samples.info["diverged"].shape == (3,) and samples.info["diverged"].max() > 0
+    with pytest.warns(UserWarning, match="ran beyond 10 prior sds"):
+        one = estimator.sample(jr.key(4), {"x": gs.Trials(trials[0])}, 7, sampler=gs.SDE(steps=5))
     assert one["theta"].shape == (7, 2) and np.isfinite(one["theta"]).all()
 
 
@@ -187,6 +194,8 @@ def test_a_conditional_model_composes_its_own_conditional():
                               depth=1, depth_single_blocks=1, mlp_ratio=2.0)
     training = gs.Training(max_steps=1, batch_size=8, validation_fraction=0.0)
     est = gs.fit(jr.key(2), model, data, training=training, progress=False)
-    samples = est.sample(jr.key(3), {"x": gs.Trials(np.zeros((2, 4, 2)))}, 5,
-                         sampler=gs.SDE(steps=3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an untrained model's draws run away
+        samples = est.sample(jr.key(3), {"x": gs.Trials(np.zeros((2, 4, 2)))}, 5,
+                             sampler=gs.SDE(steps=3))
     assert samples["theta"].shape == (5, 2, 2) and np.isfinite(samples["theta"]).all()

@@ -20,7 +20,8 @@ class Samples(Mapping[str, Array]):
     round's when `SMC` took over), ``ess`` (`SMC`'s effective sample size as a fraction of the
     draws), ``log_probability`` (`SMC`'s estimate of the log probability of the constraints
     under the model's conditional), ``resamplings``, and ``proposals`` (draws proposed per
-    condition by rejection).
+    condition by rejection). A query with `Trials` reports ``trials`` (their number),
+    ``correction`` and, per condition, ``diverged`` (the share of draws beyond 10 prior sds).
     """
 
     draws: dict[str, Array]

@@ -2,6 +2,7 @@
 each trial's posterior precision in the model's units, and the composed draws
 (`gensbi_eqx.sampling.sample_trials`)."""
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import equinox as eqx
@@ -181,9 +182,21 @@ def draw_trials(
         key_draws, estimator.denoiser, trials, jnp.asarray(trial_mask), prior, trials[:, 0], mask,
         num_samples, sampler, not isinstance(spec.correction, NoCorrection), precisions,
     )
+    # Composed scores carry every trial's error; where they add up a draw runs away. Such
+    # draws are counted (beyond 10 prior sds in some entry) and reported, never hidden.
+    prior_sd = jnp.sqrt(jnp.diag(prior.covariance))
+    away = ~jnp.isfinite(z) | (jnp.abs(z - prior.mean) > 10 * prior_sd)
+    diverged = np.asarray(jnp.any(away & latent, axis=-1).mean(axis=0)).reshape(batch)
+    if diverged.any():
+        warnings.warn(
+            f"gs.Trials: {diverged.max():.1%} of the draws of some condition ran beyond 10 prior "
+            f"sds (samples.info['diverged']). Composing {n} trial(s) adds up the single-trial "
+            "model's errors: fewer trials, a better-trained model or more sampler steps help.",
+            stacklevel=4,
+        )
     samples = jnp.where(flat_observed, flat_given[0], standardiser.inverse(z))
     samples = samples.reshape((num_samples,) + batch + (layout.num_scalars,))
-    return samples, observed, {"trials": n, "correction": spec.correction}
+    return samples, observed, {"trials": n, "correction": spec.correction, "diverged": diverged}
 
 
 def trial_precisions(key, denoiser, trials, mask, prior, num_draws, sampler):
