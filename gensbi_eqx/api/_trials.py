@@ -49,7 +49,10 @@ class Trials(eqx.Module):
       comparison).
 
     The model needs a method with a score at every time (gs.VESDE, gs.VPSDE, gs.EDM).
-    See the how-to "Many trials per parameter".
+    Every trial's score error enters the composition: with a Simformer trained on 10,000
+    simulations it was accurate for 5 trials, and for 20 part of the draws ran away (counted
+    in ``samples.info["diverged"]``, with a warning). See the how-to "Many trials per
+    parameter".
     """
 
     values: np.ndarray
