@@ -43,6 +43,13 @@ def count_outside(draws, lower, upper):
     return int(beyond.sum()), int(on.sum()), int(beyond.size)
 
 
+def observed_series(task):
+    """Three prior draws observed at 10 fresh random times per channel, as one batch."""
+    theta_o = np.asarray(task.prior.sample(jr.key(3), 3))
+    times_o = np.asarray(task.sample_times(jr.key(4), 3, 10))
+    return gs.Series(np.asarray(task.simulator(jr.key(5), theta_o, times_o)), times_o)
+
+
 def two_moons(bounded, seed):
     task = gs.tasks.TwoMoons()
     theta, x = task.simulate(jr.key(0), 10_000)
@@ -87,11 +94,9 @@ def sird(bounded, seed):
         training=gs.Training(max_steps=3_000, batch_size=128), progress=False,
     )
     train_s = time.perf_counter() - start
-    theta_o = np.asarray(task.prior.sample(jr.key(3), 3))
-    times_o = np.asarray(task.sample_times(jr.key(4), 3, 10))
-    x_o = np.asarray(task.simulator(jr.key(5), theta_o, times_o))
+    observed = observed_series(task)
     start = time.perf_counter()
-    draws = est.sample(jr.key(6), {"x": gs.Series(x_o, times_o)}, 2_000, predict={"beta": grid})
+    draws = est.sample(jr.key(6), {"x": observed}, 2_000, predict={"beta": grid})
     draws = np.concatenate([np.asarray(draws["rates"]), np.asarray(draws["beta"])], axis=-1)
     sample_s = time.perf_counter() - start
     return (est, train_s, sample_s, *count_outside(draws, lower, upper), {})
@@ -111,11 +116,9 @@ def lotka_volterra(bounded, seed):
         training=gs.Training(max_steps=3_000, batch_size=128), progress=False,
     )
     train_s = time.perf_counter() - start
-    theta_o = np.asarray(task.prior.sample(jr.key(3), 3))
-    times_o = np.asarray(task.sample_times(jr.key(4), 3, 10))
-    x_o = np.asarray(task.simulator(jr.key(5), theta_o, times_o))
+    observed = observed_series(task)
     start = time.perf_counter()
-    draws = np.asarray(est.sample(jr.key(6), {"x": gs.Series(x_o, times_o)}, 2_000)["theta"])
+    draws = np.asarray(est.sample(jr.key(6), {"x": observed}, 2_000)["theta"])
     sample_s = time.perf_counter() - start
     lower, upper = (np.asarray(b) for b in task.prior.support)
     return (est, train_s, sample_s, *count_outside(draws, lower, upper), {})

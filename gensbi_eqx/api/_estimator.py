@@ -18,7 +18,7 @@ from ..sampling import AbstractTrace, ExactTrace, log_prob_batch, sample_conditi
 from ..sampling._log_prob import check_trace
 from ..training import History
 from ._constraints import AbstractConstraint
-from ._query import check_conditional, check_inside, density_query, flat_query
+from ._query import check_conditional, check_support, density_query, flat_query
 from ._samples import Samples
 from ._strategies import draw_constrained
 from ._trials import Trials, draw_trials
@@ -150,7 +150,7 @@ class Estimator(eqx.Module):
                 "node (or entry, as NaN) unobserved."
             )
         check_conditional(self.model, self.layout, observed)
-        self._check_support(given, "condition")
+        check_support(self.layout, self.standardiser, given, "condition")
         batch = given.shape[:-1]
         flat_given = given.reshape(-1, self.layout.num_scalars)
         flat_observed = observed.reshape(flat_given.shape)
@@ -246,7 +246,7 @@ class Estimator(eqx.Module):
         point, observed, metadata = density_query(
             self.layout, self.model, self.time_standardiser, values, condition
         )
-        self._check_support(np.where(observed, point, np.nan), "condition")
+        check_support(self.layout, self.standardiser, np.where(observed, point, np.nan), "condition")
         batch = point.shape[:-1]
         flat_observed = observed.reshape(-1, self.layout.num_scalars)
         flat_point = jnp.asarray(point.reshape(flat_observed.shape))
@@ -264,8 +264,3 @@ class Estimator(eqx.Module):
         # Outside a declared support the density is zero.
         beyond = jnp.any(latent & self.standardiser.outside(flat_point), axis=-1)
         return jnp.where(beyond, -jnp.inf, log_density).reshape(batch)
-
-    def _check_support(self, given: np.ndarray, argument: str) -> None:
-        if self.standardiser.bounded:
-            lower, upper = np.asarray(self.standardiser.lower), np.asarray(self.standardiser.upper)
-            check_inside(self.layout, given, lower, upper, argument)

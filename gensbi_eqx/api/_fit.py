@@ -219,4 +219,3 @@ def _dropped_rows(data: Mapping[str, NodeData]) -> tuple[dict[str, NodeData], np
             stacklevel=3,
         )
     return kept, dropped
-

@@ -61,6 +61,15 @@ def check_inside(
         )
 
 
+def check_support(
+    layout: NodeLayout, standardiser: Standardiser, values: np.ndarray, argument: str
+) -> None:
+    """A query's given values must lie in the supports declared to `fit` (none: no check)."""
+    if standardiser.bounded:
+        lower, upper = np.asarray(standardiser.lower), np.asarray(standardiser.upper)
+        check_inside(layout, values, lower, upper, argument)
+
+
 def check_conditional(model: AbstractModel, layout: NodeLayout, observed: np.ndarray) -> None:
     """A conditional model answers only the conditional it was trained for."""
     fixed = model.fixed_condition_mask

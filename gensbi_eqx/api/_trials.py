@@ -24,7 +24,7 @@ from ..sampling import (
     sample_conditionals,
     sample_trials,
 )
-from ._query import check_conditional, check_inside, flat_query
+from ._query import check_conditional, check_support, flat_query
 
 PRIOR_DRAWS = 10_000  # draws of a user's prior for its mean and covariance
 
@@ -159,9 +159,7 @@ def draw_trials(
     if observed.all(axis=-1).any():
         raise ValueError("`condition` observes every node besides the trials: nothing to sample.")
     check_conditional(estimator.model, layout, observed)
-    if standardiser.bounded:
-        lower, upper = np.asarray(standardiser.lower), np.asarray(standardiser.upper)
-        check_inside(layout, given, lower, upper, "condition")
+    check_support(layout, standardiser, given, "condition")
     batch = observed.shape[:-1]
     flat_observed = observed.reshape(-1, layout.num_scalars)
     latent = ~flat_observed[0]

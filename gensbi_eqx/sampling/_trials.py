@@ -163,7 +163,7 @@ class TrialsDenoiser(AbstractDenoiser):
         if self.corrected and self.precisions is not None:
             score = self._gauss(alpha, sigma, latent, scores, prior_score)
         elif self.corrected:
-            score = self._corrected(t, y, condition_mask, scores, prior_score, prior_covariance)
+            score = self._jacobian(t, y, condition_mask, scores, prior_score, prior_covariance)
         else:
             score = jnp.sum(scores, axis=0) - (n - 1) * prior_score
         score = jnp.where(latent, score, 0.0)
@@ -185,33 +185,24 @@ class TrialsDenoiser(AbstractDenoiser):
         weighted = weighted - (n - 1) * (prior_precision + ratio) @ prior_score
         return jnp.linalg.solve(jnp.where(block, total, eye), jnp.where(latent, weighted, 0.0))
 
-    def _corrected(self, t, y, condition_mask, scores, prior_score, prior_covariance):
+    def _jacobian(self, t, y, condition_mask, scores, prior_score, prior_covariance):
         alpha, sigma = self.method.alpha_sigma(t)
         latent = ~condition_mask
         block = latent[:, None] & latent[None, :]
         eye = jnp.eye(y.shape[0])
-        # A trial adds information: Cov[x0 | y, x_j] <= Cov[x0 | y] (equal in the limit of an
-        # uninformative trial). In the prior's whitened coordinates a trial's covariance has
-        # eigenvalues in (0, 1]; a network's Jacobian, amplified by sigma^2 / alpha at high
-        # noise, need not: its spectrum is clipped there, which also keeps the composed
-        # precision above the prior's.
-        values, vectors = jnp.linalg.eigh(prior_covariance)
-        inverse_root = (vectors / jnp.sqrt(values)) @ vectors.T
 
         def precision(trial):
             # Tweedie: Cov[x0 | y, x_j] = (sigma^2 / alpha) d x0_hat / d y, on the latent block.
+            # A network's Jacobian, amplified by sigma^2 / alpha at high noise, need not be a
+            # covariance below the prior's: clipped there, which also keeps the composed
+            # precision above the prior's.
             x0 = lambda z: self.denoiser(t, jnp.where(self.trial_mask, trial, z), condition_mask)[0]
             jacobian = jax.jacfwd(x0)(y)
             c = jnp.where(block, (sigma**2 / alpha) * 0.5 * (jacobian + jacobian.T), eye)
-            whitened = inverse_root @ c @ inverse_root
-            w_values, w_vectors = jnp.linalg.eigh(0.5 * (whitened + whitened.T))
-            w_values = jnp.clip(w_values, 1e-3, 1.0)
-            # P_j = C_prior^-1/2 (W^-1) C_prior^-1/2 with W the clipped whitened covariance.
-            whitened_precision = (w_vectors / w_values) @ w_vectors.T
-            return inverse_root @ whitened_precision @ inverse_root
+            return jnp.linalg.inv(_whitened_clip(c, prior_covariance, 1e-3))
 
         precisions = jax.vmap(precision)(self.trials)
-        prior_precision = inverse_root @ inverse_root
+        prior_precision = jnp.linalg.inv(prior_covariance)
         n = self.trials.shape[0]
         total = jnp.sum(precisions, axis=0) - (n - 1) * prior_precision
         weighted = jnp.einsum("jab,jb->a", precisions, scores) - (n - 1) * prior_precision @ prior_score
@@ -232,9 +223,10 @@ def sample_trials(
     corrected: bool = True,
     precisions: Float[Array, "batch num_trials num_scalars num_scalars"] | None = None,
 ) -> Float[Array, "num_samples batch num_scalars"]:
-    """``num_samples`` draws given each of ``batch`` sets of i.i.d. trials, in one compiled call
-    (`sample_conditionals` with a `TrialsDenoiser` per condition). Trial sets of a new value
-    but the same shapes reuse the compiled sampler."""
+    """``num_samples`` draws given each of ``batch`` sets of i.i.d. trials, in one compiled call:
+    the sampler vmapped over draws and over conditions, each condition with its own
+    `TrialsDenoiser` (its trials and, for `GaussCorrection`, their posterior ``precisions``).
+    Trial sets of a new value but the same shapes reuse the compiled sampler."""
     keys = jr.split(key, (num_samples, y_cond.shape[0]))
     with_precisions = precisions is not None
     if not with_precisions:
