@@ -15,6 +15,7 @@ Quickstart::
 
 from . import data as data
 from . import diagnostics as diagnostics
+from . import embeddings as embeddings
 from . import guidance as guidance
 from . import methods as methods
 from . import models as models
@@ -104,6 +105,7 @@ __all__ = [
     "__version__",
     "data",
     "diagnostics",
+    "embeddings",
     "fit",
     "guidance",
     "load",

@@ -23,6 +23,7 @@ from ..methods import VESDE, AbstractMethod
 from ..models import AbstractAttention, AbstractModel, DenseAttention
 from ..training import (
     AbstractConditionMasks,
+    ObservedAlways,
     PosteriorMasks,
     StructuredMasks,
     Training,
@@ -173,6 +174,8 @@ def fit(
     _check_metadata_tokens(model, layout)
     attention = _attention(attention, layout, model)
     sampler = _mask_sampler(condition_masks, layout, model)
+    if model.observed_always is not None:
+        sampler = ObservedAlways(sampler, model.observed_always)
     bounds = node_bounds(layout, nodes)
 
     x = layout.flatten(data)

@@ -71,7 +71,15 @@ def check_support(
 
 
 def check_conditional(model: AbstractModel, layout: NodeLayout, observed: np.ndarray) -> None:
-    """A conditional model answers only the conditional it was trained for."""
+    """A conditional model answers only the conditional it was trained for; a node read
+    through an embedding network must be given."""
+    always = model.observed_always
+    if always is not None and not observed[..., np.asarray(always)].all():
+        embedded = [n for n in layout.names if np.asarray(always)[layout.slices[n]].all()]
+        raise ValueError(
+            f"Node(s) {embedded} are read through an embedding network: they can be conditioned "
+            "on but not sampled or left out; `condition` must give every entry of them."
+        )
     fixed = model.fixed_condition_mask
     if fixed is None or (observed == np.asarray(fixed)).all():
         return

@@ -6,8 +6,10 @@ whether the standardiser holds bounds, and the library version), then the arrays
 and the standardisers (the bounds of bounded nodes among them).
 """
 
+import functools
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import equinox as eqx
@@ -18,7 +20,7 @@ from .._version import __version__
 from ..data import NodeLayout, Standardiser
 from ..methods import AbstractMethod
 from ..models import AbstractAttention
-from ..models import MODELS
+from ..models import MODELS, EmbeddedModel
 from ..training import History
 from ._estimator import Estimator
 
@@ -72,8 +74,14 @@ def _read_header(f, path) -> dict:
     return header
 
 
-def load(path: str | os.PathLike) -> Estimator:
-    """Read an estimator written by `save`; it samples bit-identically to the saved one."""
+def load(
+    path: str | os.PathLike, *, embeddings: Mapping[str, eqx.Module] | None = None
+) -> Estimator:
+    """Read an estimator written by `save`; it samples bit-identically to the saved one.
+
+    ``embeddings``: for a model that reads nodes through embedding networks of the user's own
+    (not from `gensbi_eqx.embeddings`), ``{name: net}`` with a network of the same structure
+    for each (any weights: the file's replace them)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"`path` {str(path)!r} is not a file.")
@@ -89,7 +97,15 @@ def load(path: str | os.PathLike) -> Estimator:
         method = AbstractMethod.from_config(header["method"])
         attention = AbstractAttention.from_config(header["attention"]).bind(layout)
         config = header["model"]["config"]
-        model = eqx.filter_eval_shape(model_cls.from_config, config, key=jr.key(0))
+        build = model_cls.from_config
+        if model_cls is EmbeddedModel:
+            build = functools.partial(build, embeddings=embeddings)
+        elif embeddings is not None:
+            raise ValueError(
+                f"`embeddings`: the {header['model']['class']} in {str(path)!r} reads no node "
+                "through an embedding network; leave `embeddings` unset."
+            )
+        model = eqx.filter_eval_shape(build, config, key=jr.key(0))
         n = layout.num_scalars
         times_like = Standardiser.identity(n) if layout.has_metadata else None
         # Files without bounded nodes (and those written before bounds existed) have no bounds.

@@ -55,6 +55,19 @@ class ModelDenoiser(AbstractDenoiser):
         return self.method.denoise(output, t, y)
 
 
+def given(denoiser: AbstractDenoiser, y_cond: Flat) -> AbstractDenoiser:
+    """``denoiser`` with the model of every `ModelDenoiser` inside it specialised to one
+    condition (`AbstractModel.given`: e.g. an embedding network's summaries computed once);
+    used per condition inside ``vmap``, before the solver's loop."""
+    is_model = lambda node: isinstance(node, ModelDenoiser)
+    return jax.tree.map(
+        lambda node: dataclasses.replace(node, model=node.model.given(y_cond))
+        if is_model(node) else node,
+        denoiser,
+        is_leaf=is_model,
+    )
+
+
 def with_metadata(denoiser: AbstractDenoiser, metadata: Float[Array, " num_scalars"]) -> AbstractDenoiser:
     """``denoiser`` with every `ModelDenoiser` inside it (e.g. under guidance) reading the
     token coordinates ``metadata``; used per condition inside ``vmap``."""

@@ -9,13 +9,14 @@ from ._attention_masks import dense_mask as dense_mask
 from ._attention_masks import directed_mask as directed_mask
 from ._attention_masks import undirected_mask as undirected_mask
 from ._base import AbstractModel as AbstractModel
+from ._embedded import EmbeddedModel as EmbeddedModel
 from ._flux1 import Flux1 as Flux1
 from ._flux1_joint import Flux1Joint as Flux1Joint
 from ._ids import grid_ids as grid_ids
 from ._ids import sequence_ids as sequence_ids
 from ._simformer import Simformer as Simformer
 
-MODELS = {cls.__name__: cls for cls in (Simformer, Flux1, Flux1Joint)}
+MODELS = {cls.__name__: cls for cls in (Simformer, Flux1, Flux1Joint, EmbeddedModel)}
 """The model classes `gs.load` rebuilds, by class name."""
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "AbstractModel",
     "DenseAttention",
     "DirectedAttention",
+    "EmbeddedModel",
     "FixedAttention",
     "Flux1",
     "Flux1Joint",

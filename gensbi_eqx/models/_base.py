@@ -46,6 +46,18 @@ class AbstractModel(eqx.Module):
         (True = observed) the model was built to answer."""
         return None
 
+    @property
+    def observed_always(self) -> tuple[bool, ...] | None:
+        """``None``, or ``(num_scalars,)`` bools: the scalars every training example and every
+        query must observe (the nodes a model reads only through an embedding network)."""
+        return None
+
+    def given(self: _Model, y_cond: Flat) -> _Model:
+        """This model for one condition ``y_cond (num_scalars,)`` (observed entries in
+        standardised units): work that depends on the observed values alone is done here, once,
+        instead of at every solver step. The default has none and returns the model."""
+        return self
+
     def check_data(self, data, layout, argument: str = "data") -> None:
         """Raise a ValueError naming ``argument`` if named ``data`` (training data or a
         query's condition, over ``layout``) holds something this model cannot read; the

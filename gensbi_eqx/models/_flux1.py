@@ -22,6 +22,7 @@ from ._base import (
     token_config,
     token_metadata,
 )
+from ._embedded import EmbeddedModel, embed
 from ._flux_blocks import (
     DoubleStreamBlock,
     FinalLayer,
@@ -288,8 +289,9 @@ class Flux1(AbstractModel):
         *,
         condition_on: str | Sequence[str],
         key: Key,
+        embeddings: Mapping[str, eqx.Module] | None = None,
         **hyperparameters,
-    ) -> "Flux1":
+    ) -> "Flux1 | EmbeddedModel":
         """A Flux1 for ``p(other nodes | condition_on)`` on named data ``{name: (N, *shape)}``.
 
         Channels follow the data: a node shaped ``(N, tokens, channels)`` gives ``tokens``
@@ -297,7 +299,19 @@ class Flux1(AbstractModel):
         shaped ``(N, height, width, channels)`` is a grid for the 2-D ID strategies. The tokens
         of `Series` nodes take their times as metadata, one time per token: values
         ``(N, T, C)`` need times ``(T,)`` or ``(N, T)`` (or the same for every channel).
+        ``embeddings = {name: net}`` reads nodes of ``condition_on`` through embedding networks
+        (`EmbeddedModel`): one cond token per summary (or per row of ``(k, c)`` summaries).
         """
+        if embeddings is not None:
+            names = (condition_on,) if isinstance(condition_on, str) else tuple(condition_on)
+            inferred = [n for n in embeddings if n not in names]
+            if inferred:
+                raise ValueError(
+                    f"`embeddings`: node(s) {inferred} are inferred, not in `condition_on`; "
+                    "an embedded node can only be conditioned on."
+                )
+            return embed(cls.for_data, data, embeddings, condition_on=condition_on, key=key,
+                         **hyperparameters)
         layout = NodeLayout.from_data(data)
         if layout.has_metadata:
             check_one_time_per_token(data, layout)

@@ -22,6 +22,7 @@ from ._base import (
     token_config,
     token_metadata,
 )
+from ._embedded import EmbeddedModel, embed
 from ._flux_blocks import FinalLayer, SingleStreamBlock, TimeEmbedding, check_flux_hyperparameters
 from ._ids import IdEmbedding, check_metadata_strategy, metadata_rope_positions, rope_angles
 from ._precision import compute_dtype_name
@@ -145,9 +146,20 @@ class Flux1Joint(AbstractModel):
         self.final_layer = FinalLayer(hidden, 1, key=kf)
 
     @classmethod
-    def for_data(cls, data: Mapping[str, NodeData], *, key: Key, **hyperparameters) -> "Flux1Joint":
+    def for_data(
+        cls,
+        data: Mapping[str, NodeData],
+        *,
+        key: Key,
+        embeddings: Mapping[str, eqx.Module] | None = None,
+        **hyperparameters,
+    ) -> "Flux1Joint | EmbeddedModel":
         """A Flux1Joint with one token per scalar of the named data ``{name: (N, *shape)}``;
-        the scalars of `Series` nodes take their times as metadata."""
+        the scalars of `Series` nodes take their times as metadata. ``embeddings = {name:
+        net}`` reads those nodes through embedding networks (`EmbeddedModel`): one token per
+        summary, and the node can only be conditioned on."""
+        if embeddings is not None:
+            return embed(cls.for_data, data, embeddings, key=key, **hyperparameters)
         return one_token_per_scalar(cls, data, key, hyperparameters)
 
     @property

@@ -20,6 +20,7 @@ from ._base import (
     token_config,
     token_metadata,
 )
+from ._embedded import EmbeddedModel, embed
 from ._embeddings import GaussianFourierEmbedding, MetadataEmbedding
 from ._precision import compute_dtype_name
 from ._transformer import Transformer, ensure_diagonal
@@ -131,9 +132,20 @@ class Simformer(AbstractModel):
         self.head = eqx.nn.Linear(dim, "scalar", key=kh)
 
     @classmethod
-    def for_data(cls, data: Mapping[str, NodeData], *, key: Key, **hyperparameters) -> "Simformer":
+    def for_data(
+        cls,
+        data: Mapping[str, NodeData],
+        *,
+        key: Key,
+        embeddings: Mapping[str, eqx.Module] | None = None,
+        **hyperparameters,
+    ) -> "Simformer | EmbeddedModel":
         """A Simformer with one token per scalar of the named data ``{name: (N, d) or (N,)}``;
-        the scalars of `Series` nodes take their times as metadata."""
+        the scalars of `Series` nodes take their times as metadata. ``embeddings = {name:
+        net}`` reads those nodes through embedding networks (`EmbeddedModel`): one token per
+        summary, and the node can only be conditioned on."""
+        if embeddings is not None:
+            return embed(cls.for_data, data, embeddings, key=key, **hyperparameters)
         return one_token_per_scalar(cls, data, key, hyperparameters)
 
     @property

@@ -8,7 +8,7 @@ import jax.random as jr
 from .._custom_types import Array, Bool, Float, Key
 from .._sharding import DataParallel
 from ..methods import AbstractDenoiser
-from ..methods._denoiser import with_metadata
+from ..methods._denoiser import given, with_metadata
 from ..samplers import AbstractSampler
 
 
@@ -65,7 +65,10 @@ def sample_conditionals(
         metadata = jnp.zeros((batch, 0))  # a stand-in that vmap can slice
 
     def one_with_metadata(k, y, m, meta):
-        return sampler(k, with_metadata(denoiser, meta) if bind else denoiser, y, m)
+        # Specialised to the condition here, outside the solver's loop (and, unchunked, outside
+        # the vmap over draws): work on observed values alone is done once per condition.
+        specialised = given(denoiser, y)
+        return sampler(k, with_metadata(specialised, meta) if bind else specialised, y, m)
 
     if chunk_size is None and parallel is None:
         over_conditions = jax.vmap(one_with_metadata, in_axes=(0, 0, 0, 0))

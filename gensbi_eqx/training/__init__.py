@@ -8,6 +8,7 @@ from ._loop import train as train
 from ._loss import batch_loss as batch_loss
 from ._masks import AbstractConditionMasks as AbstractConditionMasks
 from ._masks import BernoulliMasks as BernoulliMasks
+from ._masks import ObservedAlways as ObservedAlways
 from ._masks import PosteriorMasks as PosteriorMasks
 from ._masks import StructuredMasks as StructuredMasks
 from ._optimizer import default_optimizer as default_optimizer
@@ -23,6 +24,7 @@ __all__ = [
     "Checkpoint",
     "EarlyStopping",
     "History",
+    "ObservedAlways",
     "PlateauStopping",
     "PosteriorMasks",
     "StructuredMasks",

@@ -6,7 +6,7 @@ signature) works.
 """
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -33,6 +33,20 @@ class AbstractConditionMasks(eqx.Module):
     def bind(self, layout: NodeLayout) -> "AbstractConditionMasks":
         """This sampler over the scalars of ``layout``."""
         return self
+
+
+class ObservedAlways(AbstractConditionMasks):
+    """``masks`` with the scalars of ``observed`` always observed (the nodes a model reads only
+    through an embedding network); a draw that would observe every scalar observes only
+    ``observed`` instead (the joint of the rest)."""
+
+    masks: AbstractConditionMasks | Callable
+    observed: tuple[bool, ...] = eqx.field(static=True)
+
+    def __call__(self, key: Key, num_scalars: int) -> ConditionMask:
+        observed = jnp.asarray(np.asarray(self.observed))
+        mask = self.masks(key, num_scalars) | observed
+        return jnp.where(jnp.all(mask), observed, mask)
 
 
 class _ParameterMasks(AbstractConditionMasks):
