@@ -11,7 +11,7 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, Float, Key
-from ..models._base import check_positive_ints
+from .._arguments import check_positive_ints
 from ._base import AbstractEmbedding
 
 

@@ -8,6 +8,7 @@ import equinox as eqx
 import numpy as np
 
 from .._custom_types import ConditionMask, EdgeMask, Key, Scalar, Flat
+from .._arguments import check_positive_ints as check_positive_ints
 from ..data import NodeData, NodeLayout
 
 # Not `typing.Self`: the test suite's runtime checker (beartype) refuses it outside a class it
@@ -75,13 +76,6 @@ class AbstractModel(eqx.Module):
         with fresh weights drawn from ``key``; the same key gives the same weights as the
         constructor."""
         return cls(**config, key=key)
-
-
-def check_positive_ints(**values) -> None:
-    """Raise a ValueError naming the first argument that is not a positive integer."""
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
 
 
 def check_shapes(**given: tuple[Any, tuple[int, ...]]) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .._custom_types import Array, ConditionMask, EdgeMask, Float, Key, Scalar, Flat
 from ..data import NodeData, NodeLayout, Series
+from ..embeddings import EMBEDDINGS, AbstractEmbedding
 from ._base import AbstractModel
 
 
@@ -191,9 +192,6 @@ class EmbeddedModel(AbstractModel):
 
     @property
     def config(self) -> dict[str, Any]:
-        # Imported here: the embeddings use the models' argument checks.
-        from ..embeddings import EMBEDDINGS, AbstractEmbedding
-
         return {
             "model": {"class": type(self.model).__name__, "config": self.model.config},
             "embeddings": {
@@ -214,8 +212,7 @@ class EmbeddedModel(AbstractModel):
         """As `AbstractModel.from_config`; the user's own embedding networks (not in
         `gensbi_eqx.embeddings`) cannot be rebuilt from a config: pass them (any weights, the
         same structure) as ``embeddings``."""
-        from ..embeddings import EMBEDDINGS
-        from . import MODELS
+        from . import MODELS  # the package's registry, which lists this class too
 
         embeddings = dict(embeddings or {})
         k_model, k_embed = jr.split(key)
