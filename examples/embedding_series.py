@@ -1,7 +1,7 @@
 """A 1,000-point noisy series per simulation, read through an embedding network.
 
     python examples/embedding_series.py [--small] [--simulations 20000] [--steps 10000]
-        [--num-samples 5000] [--out DIR]
+        [--num-samples 5000] [--out DIR] [--no-progress]
 
 The simulator: a sine wave of amplitude ``a`` and frequency ``f`` seen at 1,000 evenly spaced
 times on ``[0, 1)`` through Gaussian noise of sd 4 (a signal-to-noise ratio per point of about
@@ -87,6 +87,7 @@ def main():
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--num-samples", type=int, default=5_000)
     parser.add_argument("--out", type=Path, default=Path("outputs/embedding_series"))
+    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     if args.small:
         args.simulations, args.steps, args.num_samples = 500, 50, 200
@@ -99,7 +100,7 @@ def main():
                                   **({"depth": 2} if args.small else {}))
     start = time.perf_counter()
     est = gs.fit(jr.key(3), model, data, nodes={"theta": gs.Node(bounds=(LOWER, UPPER))},
-                 training=gs.Training(max_steps=args.steps), progress=False)
+                 training=gs.Training(max_steps=args.steps), progress=not args.no_progress)
     jax.block_until_ready(est)
     train_s = time.perf_counter() - start
     history = est.history
