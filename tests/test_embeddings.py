@@ -125,6 +125,22 @@ def test_summaries_change_with_the_series_and_gradients_reach_the_embedding():
                                model(jnp.asarray(0.3), latent, mask), rtol=1e-5, atol=1e-6)
 
 
+def test_summaries_attend_as_their_node():
+    """An edge mask over the data's scalars reaches the summaries through their node's first
+    scalar: theta[0] barred from the series (and z) does not see it, theta[1] does."""
+    data, model = _embedded()
+    n = model.num_scalars
+    edges = np.ones((n, n), bool)
+    edges[0, 2:] = False  # theta[0] attends to neither the series nor z
+    x0 = gs.data.NodeLayout.from_data(data).flatten(data)[0]
+    moved = x0.at[2:2 + LENGTH].add(2.0)
+    mask = jnp.asarray(model.observed_always)
+    call = eqx.filter_jit(lambda x: model(jnp.asarray(0.3), x, mask, edge_mask=jnp.asarray(edges)))
+    before, after = call(x0), call(moved)
+    assert before[0] == after[0]
+    assert before[1] != after[1]
+
+
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), rate=st.floats(0.0, 1.0))
 def test_observed_always_masks(seed, rate):
