@@ -119,9 +119,9 @@ def test_summaries_change_with_the_series_and_gradients_reach_the_embedding():
     assert not jnp.allclose(out[:2], moved[:2])
     # Specialised to a condition, the model reads the series from it, once: same outputs for
     # any latent values.
-    given = model.given(x0[0])
+    specialised = model.given(x0[0])
     latent = x0[0].at[:2].set(jnp.array([0.7, -1.2]))
-    np.testing.assert_allclose(given(jnp.asarray(0.3), latent, mask),
+    np.testing.assert_allclose(specialised(jnp.asarray(0.3), latent, mask),
                                model(jnp.asarray(0.3), latent, mask), rtol=1e-5, atol=1e-6)
 
 

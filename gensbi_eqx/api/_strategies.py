@@ -19,7 +19,7 @@ from .._sharding import DataParallel
 from ..data import NodeLayout, Standardiser
 from ..guidance import SlabGuidance
 from ..methods import AbstractDenoiser
-from ..methods._denoiser import given, with_metadata
+from ..methods._denoiser import for_condition
 from ..samplers import SMC, AbstractSampler, Rejection, default_sampler
 from ..sampling import sample_conditionals
 from ._constraints import AbstractConstraint, as_tuple, constrained, stacked
@@ -77,9 +77,7 @@ def smc_draws(
 @eqx.filter_jit
 def _smc_batch(key, smc, slab, y_cond, mask, metadata, num_samples):
     def one(k, y, m, meta):
-        guided = given(slab, y)
-        guided = guided if meta is None else with_metadata(guided, meta)
-        return smc(k, guided, y, m, num_samples)
+        return smc(k, for_condition(slab, y, meta), y, m, num_samples)
 
     keys = jr.split(key, y_cond.shape[0])
     meta_axis = None if metadata is None else 0

@@ -39,7 +39,7 @@ def _strided(convolution: eqx.nn.Conv, h: Float[Array, "channels *spatial"]) -> 
     kernel = convolution.kernel_size
     spatial = h.shape[1:]
     h = jnp.pad(h, [(0, 0)] + [(k // 2, k // 2) for k in kernel])
-    out = tuple((s + 2 * (k // 2) - k) // 2 + 1 for s, k in zip(spatial, kernel))
+    out = tuple(_halved(s, 1, k) for s, k in zip(spatial, kernel))
     offsets = np.stack(np.meshgrid(*[np.arange(k) for k in kernel], indexing="ij"), -1)
     patches = jnp.stack([
         h[(slice(None),) + tuple(slice(o, o + 2 * (n - 1) + 1, 2) for o, n in zip(offset, out))]

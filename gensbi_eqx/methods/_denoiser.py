@@ -41,7 +41,7 @@ class AbstractDenoiser(eqx.Module):
 class ModelDenoiser(AbstractDenoiser):
     """A trained model read through its method's parametrisation. ``attention`` is what the
     model attends through (bound to the layout; ``None``: dense); ``metadata`` holds the
-    tokens' coordinates for a model with metadata tokens (see `with_metadata`)."""
+    tokens' coordinates for a model with metadata tokens (see `for_condition`)."""
 
     model: AbstractModel
     method: AbstractMethod
@@ -55,25 +55,20 @@ class ModelDenoiser(AbstractDenoiser):
         return self.method.denoise(output, t, y)
 
 
-def given(denoiser: AbstractDenoiser, y_cond: Flat) -> AbstractDenoiser:
-    """``denoiser`` with the model of every `ModelDenoiser` inside it specialised to one
-    condition (`AbstractModel.given`: e.g. an embedding network's summaries computed once);
-    used per condition inside ``vmap``, before the solver's loop."""
+def for_condition(
+    denoiser: AbstractDenoiser,
+    y_cond: Flat,
+    metadata: Float[Array, " num_scalars"] | None = None,
+) -> AbstractDenoiser:
+    """``denoiser`` for one condition, used per condition inside ``vmap`` before the solver's
+    loop: the model of every `ModelDenoiser` inside it (e.g. under guidance) specialised to the
+    observed values ``y_cond`` (`AbstractModel.given`: e.g. an embedding network's summaries,
+    computed once), and reading the token coordinates ``metadata`` when given."""
     is_model = lambda node: isinstance(node, ModelDenoiser)
-    return jax.tree.map(
-        lambda node: dataclasses.replace(node, model=node.model.given(y_cond))
-        if is_model(node) else node,
-        denoiser,
-        is_leaf=is_model,
-    )
 
+    def specialise(node):
+        node = dataclasses.replace(node, model=node.model.given(y_cond))
+        return node if metadata is None else dataclasses.replace(node, metadata=metadata)
 
-def with_metadata(denoiser: AbstractDenoiser, metadata: Float[Array, " num_scalars"]) -> AbstractDenoiser:
-    """``denoiser`` with every `ModelDenoiser` inside it (e.g. under guidance) reading the
-    token coordinates ``metadata``; used per condition inside ``vmap``."""
-    is_model = lambda node: isinstance(node, ModelDenoiser)
-    return jax.tree.map(
-        lambda node: dataclasses.replace(node, metadata=metadata) if is_model(node) else node,
-        denoiser,
-        is_leaf=is_model,
-    )
+    return jax.tree.map(lambda node: specialise(node) if is_model(node) else node, denoiser,
+                        is_leaf=is_model)

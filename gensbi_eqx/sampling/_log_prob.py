@@ -42,7 +42,7 @@ import jax.random as jr
 
 from .._custom_types import Array, Bool, ConditionMask, Flat, Float, Key, Scalar
 from ..methods import AbstractDenoiser
-from ..methods._denoiser import given, with_metadata
+from ..methods._denoiser import for_condition
 from ..samplers import ODE
 from ..samplers._base import method_time
 
@@ -175,8 +175,7 @@ def log_prob_batch(
     token coordinates (or None); one compile per batch size."""
 
     def one(y_i, mask_i, key_i, metadata_i):
-        d = given(denoiser, y_i)
-        d = d if metadata_i is None else with_metadata(d, metadata_i)
+        d = for_condition(denoiser, y_i, metadata_i)
         return log_prob(d, y_i, mask_i, trace=trace, key=key_i, ode=ode)
 
     return jax.vmap(one)(y, condition_mask, keys, metadata)

@@ -8,7 +8,7 @@ import jax.random as jr
 from .._custom_types import Array, Bool, Float, Key
 from .._sharding import DataParallel
 from ..methods import AbstractDenoiser
-from ..methods._denoiser import given, with_metadata
+from ..methods._denoiser import for_condition
 from ..samplers import AbstractSampler
 
 
@@ -42,7 +42,7 @@ def sample_conditionals(
     - `parallel`: split each chunk over several devices (``gensbi_eqx._sharding``); the
       denoiser and conditions must be replicated on them.
     - `metadata`: each condition's token coordinates, for a model with metadata tokens
-      (`with_metadata`).
+      (`for_condition`).
 
     **Returns:** ``(num_samples, batch, num_scalars)``. Observed entries (``condition_mask``) of
     ``y_cond`` come back unchanged. Conditions and masks are traced: a new observation of the
@@ -64,14 +64,13 @@ def sample_conditionals(
     if not bind:
         metadata = jnp.zeros((batch, 0))  # a stand-in that vmap can slice
 
-    def one_with_metadata(k, y, m, meta):
+    def one_condition(k, y, m, meta):
         # Specialised to the condition here, outside the solver's loop (and, unchunked, outside
         # the vmap over draws): work on observed values alone is done once per condition.
-        specialised = given(denoiser, y)
-        return sampler(k, with_metadata(specialised, meta) if bind else specialised, y, m)
+        return sampler(k, for_condition(denoiser, y, meta if bind else None), y, m)
 
     if chunk_size is None and parallel is None:
-        over_conditions = jax.vmap(one_with_metadata, in_axes=(0, 0, 0, 0))
+        over_conditions = jax.vmap(one_condition, in_axes=(0, 0, 0, 0))
         return jax.vmap(over_conditions, in_axes=(0, None, None, None))(
             keys, y_cond, condition_mask, metadata
         )
@@ -89,7 +88,7 @@ def sample_conditionals(
         if parallel is not None:
             pairs = parallel.constrain(pairs)
         cond = pairs % batch
-        return jax.vmap(one_with_metadata)(
+        return jax.vmap(one_condition)(
             flat_keys[pairs], y_cond[cond], condition_mask[cond], metadata[cond]
         )
 
