@@ -61,7 +61,7 @@ def main():
             start = time.perf_counter()
             samples = jax.block_until_ready(draw())
             seconds = time.perf_counter() - start
-            score = c2st(np.asarray(samples), reference.samples)
+            score = c2st(np.asarray(samples), reference.samples[: args.num_samples])
             rows.append((train_steps, name, seconds, score))
             print(f"{train_steps} train steps, {name}: {seconds:.2f} s, C2ST {score:.3f}", flush=True)
 

@@ -135,7 +135,8 @@ def summarise(draws, reference, lower, upper, x_draws):
         "far": float(far.mean()),
         "mean_error_sd": float(np.max(np.abs(draws[finite].mean(0) - ref_mean) / ref_sd)),
         "sd_ratio": [float(np.min(ratio)), float(np.max(ratio))],
-        "c2st": float(gs.diagnostics.c2st(reference, draws[finite])),
+        # as many reference draws as finite ones: chance is 0.5 only for sets of equal size
+        "c2st": float(gs.diagnostics.c2st(reference[: finite.sum()], draws[finite])),
     }
 
 

@@ -62,6 +62,9 @@ def test_run_refuses_a_bad_sampler_before_training():
         run(jr.key(0), "two_moons", simulations=10, method="ve", sampler=gs.EDMSampler())
     with pytest.raises(ValueError, match="alpha = 0"):
         run(jr.key(0), "two_moons", simulations=10, method="fm", sampler=gs.SDE())
+    # C2ST compares as many reference draws as samples: no more than the reference holds.
+    with pytest.raises(ValueError, match=r"`num_samples` must be an integer in 1\.\.10000"):
+        run(jr.key(0), "two_moons", simulations=10, observations=(1,), num_samples=20_000)
 
 
 def _row(**values):

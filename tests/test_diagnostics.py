@@ -141,6 +141,7 @@ _GOOD = np.random.default_rng(0).normal(size=(200, 2))
         (_GOOD[:99], _GOOD, r"`samples_p`.*100.*\(99, 2\)"),
         (_GOOD, _GOOD[:99], r"`samples_q`.*100"),
         (_GOOD, np.ones((200, 3)), r"`samples_q`.*\(n, 2\).*\(200, 3\)"),
+        (_GOOD, _GOOD[:150], r"`samples_q` must hold as many samples as `samples_p` \(200\).*150"),
         (_GOOD[:, 0], _GOOD[:, 1], r"`samples_p`.*\(n, d\).*\(200,\)"),
         (_GOOD, np.full((200, 2), np.nan), r"`samples_q`.*finite"),
         (np.ones((200, 2)), _GOOD, r"`samples_p`.*zero standard deviation"),

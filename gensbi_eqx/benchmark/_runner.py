@@ -179,6 +179,13 @@ def run(
     training = Training(max_steps=max_steps)
     problem = TASKS[task]()
     references = [problem.reference(i) for i in observations]
+    available = min(len(r.samples) for r in references)
+    whole = isinstance(num_samples, int) and not isinstance(num_samples, bool)
+    if not whole or not 0 < num_samples <= available:
+        raise ValueError(
+            f"`num_samples` must be an integer in 1..{available} (the reference draws a C2ST "
+            f"compares the same number of), got {num_samples!r}."
+        )
 
     key_data, key_model, key_fit, key_sample, key_c2st = jr.split(key, 5)
     theta, x = problem.simulate(key_data, simulations)
@@ -225,10 +232,11 @@ def run(
         )["theta"]
         samples = np.asarray(jax.block_until_ready(samples))
         sample_seconds = time.perf_counter() - start
+        truth = reference.samples[:num_samples]  # as many as drawn: chance is then 0.5
         if classifier == "sklearn":
-            score = c2st(reference.samples, samples)
+            score = c2st(truth, samples)
         else:
-            score = c2st_jax(reference.samples, samples, key=k_c2st)
+            score = c2st_jax(truth, samples, key=k_c2st)
         bar.set_postfix(c2st=f"{score:.3f}")
         rows.append(
             {

@@ -51,6 +51,11 @@ def _z_scored(
             f"`samples_q` must have shape (n, {p.shape[1]}) to match `samples_p` of shape "
             f"{p.shape}, got {q.shape}."
         )
+    if q.shape[0] != p.shape[0]:
+        raise ValueError(
+            f"`samples_q` must hold as many samples as `samples_p` ({p.shape[0]}): with sets of "
+            f"unequal size, always guessing the larger one scores above 0.5; got {q.shape[0]}."
+        )
     check_positive_int(folds, "folds", minimum=2)
     if folds > p.shape[0] + q.shape[0]:
         raise ValueError(
@@ -73,9 +78,10 @@ def c2st(
     """Classifier two-sample test accuracy, exactly as sbibm computes it (scikit-learn MLP).
 
     **Arguments:**
-    - `samples_p`: ``(n_p, d)``, e.g. reference posterior samples; both sets are z-scored with
+    - `samples_p`: ``(n, d)``, e.g. reference posterior samples; both sets are z-scored with
       its mean and standard deviation.
-    - `samples_q`: ``(n_q, d)``, e.g. samples of the estimator under test.
+    - `samples_q`: ``(n, d)``, e.g. samples of the estimator under test: as many as
+      ``samples_p`` (only then is chance 0.5).
     - `seed`: ``random_state`` of the classifier and of the fold split.
     - `folds`: number of cross-validation folds.
 
@@ -218,8 +224,8 @@ def c2st_jax(
     shuffled at random with ``key``; the result is the mean over folds of the held-out accuracy.
 
     **Arguments:**
-    - `samples_p`: ``(n_p, d)``; both sets are z-scored with its mean and standard deviation.
-    - `samples_q`: ``(n_q, d)``.
+    - `samples_p`: ``(n, d)``; both sets are z-scored with its mean and standard deviation.
+    - `samples_q`: ``(n, d)``, as many as ``samples_p``.
     - `key`: a `jax.random` key for the split, the initial weights and the minibatches;
       ``None`` means ``jax.random.key(1)`` (the default seed of :func:`c2st`).
     - `folds`: number of cross-validation folds.
