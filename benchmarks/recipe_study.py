@@ -262,6 +262,14 @@ RECIPES = {
     # the small Simformer with four times the batch (fewer, less noisy steps per example)
     "small_batch1024": dict(method=lambda: gs.VESDE(), stopping=lambda: gs.EarlyStopping(),
                             model=CONFIGS["depth4_narrow"]["model"], batch_size=1024),
+    # the small Simformer with the task's dependency graph as attention masks (a user who knows
+    # the simulator's structure; SLCP's graph: the four draws independent given theta)
+    "small_undirected": dict(method=lambda: gs.VESDE(), stopping=lambda: gs.EarlyStopping(),
+                             model=CONFIGS["depth4_narrow"]["model"],
+                             attention=lambda task: gs.UndirectedAttention(task.dependencies)),
+    "small_directed": dict(method=lambda: gs.VESDE(), stopping=lambda: gs.EarlyStopping(),
+                           model=CONFIGS["depth4_narrow"]["model"],
+                           attention=lambda task: gs.DirectedAttention(task.dependencies)),
 }
 
 
@@ -291,10 +299,12 @@ def defaults(args) -> None:
             training = gs.Training(max_steps=args.max_steps, stopping=recipe["stopping"](),
                                    batch_size=recipe.get("batch_size", 256))
             masks = recipe.get("condition_masks", lambda: None)()
+            attention = recipe.get("attention", lambda task: None)(task)
             wall, cpu = time.perf_counter(), time.process_time()
             model = gs.Simformer.for_data(data, key=jr.key(seed + 1), **recipe.get("model", {}))
             est = gs.fit(jr.key(seed + 2), model, data, method=recipe["method"](),
-                         condition_masks=masks, training=training, progress=False)
+                         condition_masks=masks, attention=attention, training=training,
+                         progress=False)
             jax.block_until_ready(est)
             train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
             history = est.history
@@ -399,13 +409,15 @@ def defaults_report() -> list[str]:
     runs = {}
     for line in open(path):
         r = json.loads(line)
-        runs.setdefault((r["task"], r["recipe"], r["seed"], r["date"]), []).append(r)
+        key = (r["task"], r["recipe"], r["seed"], r["date"], r["max_steps"])
+        runs.setdefault(key, []).append(r)
     lines = [
         "",
         "## Whole runs through gs.fit",
         "",
         "`python benchmarks/recipe_study.py defaults --task T --configs R --seeds S`: simulate, "
-        "`gs.fit` with the recipe (all else default, at most 10,000 steps), 10,000 draws per "
+        "`gs.fit` with the recipe (all else default, at most 10,000 steps unless `--max-steps` "
+        "says otherwise: the steps column), 10,000 draws per "
         "observation with the method's default sampler, C2ST (`c2st_jax`). Runs of 2026-12-06 on "
         "the sbibm tasks were pinned to one core each (`taskset -c k`, `XLA_FLAGS=--xla_cpu_multi_"
         "thread_eigen=false`), two or three runs sharing the machine, so their times compare only "
@@ -415,7 +427,10 @@ def defaults_report() -> list[str]:
         "`small` depth 4 with widths 12/12/8 and 4 heads of 6 (`depth4_narrow`), "
         "`small_posterior` the same trained on the posterior only (`gs.PosteriorMasks()`), "
         "`small_batch1024` the same with batches of 1,024, `small_lognormal` the same trained "
-        "at EDM's log-normal noise levels. Tree rows: "
+        "at EDM's log-normal noise levels, `small_undirected` / `small_directed` the same with "
+        "the task's dependency graph as attention masks (`gs.UndirectedAttention(task."
+        "dependencies)`, `gs.DirectedAttention(...)`; SLCP's graph: the four draws independent "
+        "given theta). Tree rows: "
         "the posterior given x of joint draws 1-3 (`defaults --task tree`), against NUTS references (obs 2's "
         "chains did not all settle: its reference is unreliable).",
         "",
@@ -423,7 +438,7 @@ def defaults_report() -> list[str]:
         "C2ST per obs | C2ST mean |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for (task, recipe, seed, date), group in sorted(runs.items()):
+    for (task, recipe, seed, date, _), group in sorted(runs.items()):
         group = sorted(group, key=lambda r: r["observation"])
         first = group[0]
         per_obs = " / ".join(f"{r['c2st']:.3f}" for r in group)

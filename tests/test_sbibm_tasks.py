@@ -96,6 +96,27 @@ def test_slcp_moments_at_fixed_theta(getkey):
     assert _num_se(cross, 0.0, np.sqrt(np.outer(np.diag(cov), np.diag(cov)) / n)) < 5
 
 
+def test_slcp_graph_is_its_simulator(getkey):
+    """SLCP's dependencies: each draw ``(u_k, v_k)`` on all of theta, ``v_k`` also on ``u_k``
+    (they are correlated), and no edge between draws (independent given theta, as the moments
+    test above checks on simulations); the moral graph keeps the draws apart too."""
+    import gensbi_eqx as gs
+
+    task = SLCP()
+    theta, x = task.simulate(getkey(), 2)
+    layout = gs.data.NodeLayout.from_data({"theta": theta, "x": x})
+    base = np.asarray(task.dependencies.adjacency(layout))
+    draw_of = np.repeat(np.arange(4), 2)  # x scalar -> its draw
+    x_rows = base[5:]
+    assert x_rows[:, :5].all() and not base[:5, 5:].any()
+    for i in range(8):
+        for j in range(8):
+            expected = i == j or (draw_of[i] == draw_of[j] and i % 2 == 1 and j == i - 1)
+            assert x_rows[i, 5 + j] == expected, (i, j)
+    moral = np.asarray(gs.models.undirected_mask(base))[5:, 5:]
+    assert (moral == (draw_of[:, None] == draw_of[None, :])).all()
+
+
 def test_slcp_jitter(getkey):
     """With theta_3 = theta_4 = 0 only the 1e-6 jitter is left: every coordinate has sd 1e-3."""
     n = 5_000

@@ -7,6 +7,7 @@ import jax.random as jr
 import numpy as np
 
 from .._custom_types import Array, Float, Key
+from ..data import Dependencies
 from ._base import AbstractSBIBMTask
 from ._distributions import Uniform
 
@@ -32,6 +33,18 @@ class SLCP(AbstractSBIBMTask):
 
     def __init__(self):
         self.prior = Uniform(np.full(5, -3.0, np.float32), np.full(5, 3.0, np.float32))
+
+    @property
+    def dependencies(self) -> Dependencies:
+        """The simulator's graph over ``"theta"`` (5 scalars) and ``"x"`` (8): each draw
+        ``(u_k, v_k)`` depends on all of ``theta``, ``v_k`` also on ``u_k`` (their correlation);
+        the four draws are independent given ``theta``. For ``gs.UndirectedAttention`` /
+        ``gs.DirectedAttention`` (the Simformer paper's graph-masked SLCP)."""
+        graph = {}
+        for k in range(self.num_draws):
+            graph[("x", 2 * k)] = ["theta"]
+            graph[("x", 2 * k + 1)] = ["theta", ("x", 2 * k)]
+        return Dependencies(graph)
 
     def _simulate(self, key: Key, theta: Float[Array, "n 5"]) -> Float[Array, "n 8"]:
         """Four draws per row of ``theta``, flattened to ``(u_1, v_1, ..., u_4, v_4)``."""
