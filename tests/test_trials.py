@@ -30,19 +30,31 @@ def tall_posterior(xs):
     return covariance @ A.T @ np.linalg.inv(R) @ xs.sum(0), covariance
 
 
+def trial_moments(xs):
+    """Each trial's exact posterior mean ``(n, 4)`` and precision ``(n, 4, 4)`` on theta's
+    block (identity elsewhere), as `GaussCorrection` estimates them from draws."""
+    single = np.eye(4)
+    single[:2, :2] = np.linalg.inv(tall_posterior(xs[:1])[1])
+    means = np.zeros((len(xs), 4))
+    means[:, :2] = [tall_posterior(x[None])[0] for x in xs]
+    precisions = np.broadcast_to(single, (len(xs), 4, 4))
+    return jnp.asarray(means, jnp.float32), jnp.asarray(precisions, jnp.float32)
+
+
 def composed_draws(method, n, correction):
     """Draws given n trials with ``correction`` "gauss" (the exact single-trial posterior
-    precision), "jacobian" or "none"."""
+    precision), "handover" (the same, and the Gaussian fit above one posterior sd of noise),
+    "jacobian" or "none"."""
     xs = TRUE_THETA @ A.T + np.random.default_rng(n).multivariate_normal(np.zeros(2), R, n)
     trials = jnp.asarray(np.concatenate([np.zeros((n, 2)), xs], 1), jnp.float32)
     prior = GaussianPrior(jnp.zeros(4), jnp.asarray(JOINT, jnp.float32))
-    precisions = None
-    if correction == "gauss":
-        single = np.eye(4)
-        single[:2, :2] = np.linalg.inv(tall_posterior(xs[:1])[1])
-        precisions = jnp.asarray(np.broadcast_to(single, (n, 4, 4)), jnp.float32)
+    precisions = start = None
+    if correction in ("gauss", "handover"):
+        means, precisions = trial_moments(xs)
+    if correction == "handover":
+        start = gs.sampling.gaussian_start(means, precisions, prior, ~OBSERVED, 1.0)
     denoiser = TrialsDenoiser(GaussianDenoiser(np.zeros(4), JOINT, method), trials, OBSERVED,
-                              prior, precisions, corrected=correction != "none")
+                              prior, precisions, corrected=correction != "none", start=start)
     z = sample_conditionals(jr.key(n), denoiser, jnp.zeros((1, 4)), OBSERVED[None], NUM_DRAWS,
                             SAMPLER)
     mean, covariance = continuous_sampler_law(method, SAMPLER, *tall_posterior(xs))
@@ -63,15 +75,29 @@ SD_TOLERANCE = 4 / np.sqrt(2 * NUM_DRAWS) + 0.02
 @pytest.mark.parametrize(
     "method, n, correction",
     # VE's small sigma_min makes the precisions largest: the case where cancellation would show.
-    [(gs.VPSDE(), 1, "gauss"), (gs.VPSDE(), 5, "gauss"), (gs.VPSDE(), 20, "gauss"),
-     (gs.VPSDE(), 100, "gauss"), (gs.VESDE(), 100, "gauss"), (gs.VPSDE(), 20, "jacobian"),
+    [(gs.VPSDE(), 1, "gauss"), (gs.VPSDE(), 5, "gauss"), (gs.VPSDE(), 20, "handover"),
+     (gs.VPSDE(), 100, "gauss"), (gs.VESDE(), 100, "handover"), (gs.VPSDE(), 20, "jacobian"),
      (gs.VESDE(), 100, "jacobian")],
-    ids=["vp-1", "vp-5", "vp-20", "vp-100", "ve-100", "jacobian-vp-20", "jacobian-ve-100"],
+    ids=["vp-1", "vp-5", "handover-vp-20", "vp-100", "handover-ve-100", "jacobian-vp-20",
+         "jacobian-ve-100"],
 )
 def test_corrected_composition_draws_the_posterior_given_n_trials(method, n, correction):
     mean_error, sd_ratio = errors(*composed_draws(method, n, correction))
     assert np.abs(mean_error).max() < MEAN_TOLERANCE, mean_error
     assert np.abs(sd_ratio - 1).max() < SD_TOLERANCE, sd_ratio
+
+
+def test_the_gaussian_start_is_the_product_of_the_trials_posteriors_over_the_prior():
+    """For Gaussian trials the fit is the closed-form posterior given all n trials, and the
+    handover noise is ``handover`` times the widest single-trial posterior sd."""
+    xs = TRUE_THETA @ A.T + np.random.default_rng(0).multivariate_normal(np.zeros(2), R, 7)
+    prior = GaussianPrior(jnp.zeros(4), jnp.asarray(JOINT, jnp.float32))
+    start = gs.sampling.gaussian_start(*trial_moments(xs), prior, ~OBSERVED, 2.0)
+    mean, covariance = tall_posterior(xs)
+    np.testing.assert_allclose(start.fit.mean[:2], mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(start.fit.covariance[:2, :2], covariance, rtol=1e-4, atol=1e-6)
+    widest = np.linalg.eigvalsh(tall_posterior(xs[:1])[1]).max()
+    np.testing.assert_allclose(start.noise, 2.0 * np.sqrt(widest), rtol=1e-5)
 
 
 def test_the_naive_sum_of_scores_is_too_narrow():
@@ -160,6 +186,8 @@ def test_trials_must_be_finite_and_priors_and_corrections_must_be_objects():
         gs.Trials(np.zeros((2, 2)), correction="gauss")
     with pytest.raises(ValueError, match="num_draws"):
         gs.sampling.GaussCorrection(num_draws=1)
+    with pytest.raises(ValueError, match="`handover` must be a positive number or None, got -1.0"):
+        gs.sampling.GaussCorrection(handover=-1.0)
 
 
 def test_posterior_precisions_invert_the_draws_covariance_below_the_prior():

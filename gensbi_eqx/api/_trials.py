@@ -20,6 +20,7 @@ from ..sampling import (
     GaussCorrection,
     GaussianPrior,
     NoCorrection,
+    gaussian_start,
     posterior_precisions,
     sample_conditionals,
     sample_trials,
@@ -42,17 +43,19 @@ class Trials(eqx.Module):
       priors). ``None``: a Gaussian with the training data's mean and variance per entry,
       which is what the standardiser learned (correlations between entries are then ignored).
     - `correction`: how the single-trial scores are combined:
-      ``gs.sampling.GaussCorrection(num_draws=100)`` (default: each trial's posterior
-      covariance estimated once from that many single-trial draws),
+      ``gs.sampling.GaussCorrection(num_draws=100, handover=1.0)`` (default: each trial's
+      posterior mean and covariance estimated once from that many single-trial draws; at
+      noise levels above ``handover`` single-trial posterior sds the draws follow the Gaussian
+      fit of the composed posterior),
       ``gs.sampling.JacobianCorrection()`` (the network's Jacobian per step; unstable with
       trained networks), ``gs.sampling.NoCorrection()`` (the naive sum; biased, for
       comparison).
 
     The model needs a method with a score at every time (gs.VESDE, gs.VPSDE, gs.EDM).
     Every trial's score error enters the composition: with a Simformer trained on 10,000
-    simulations it was accurate for 5 trials, and for 20 part of the draws ran away (counted
-    in ``samples.info["diverged"]``, with a warning). See the how-to "Many trials per
-    parameter".
+    Gaussian-linear simulations the mean was within 0.2 posterior sds for 5 trials and within
+    0.75 for 20 and 100. Draws that run away are counted in ``samples.info["diverged"]``, with
+    a warning. See the how-to "Many trials per parameter".
     """
 
     values: np.ndarray
@@ -174,14 +177,19 @@ def draw_trials(
     key_prior, key_single, key_draws = jr.split(key, 3)
     prior = gaussian_prior(key_prior, spec, standardiser, latent)
     mask = jnp.asarray(flat_observed)
-    precisions = None
-    if isinstance(spec.correction, GaussCorrection):
-        precisions = trial_precisions(
-            key_single, estimator.denoiser, trials, mask, prior, spec.correction.num_draws, sampler
+    precisions = start = None
+    correction = spec.correction
+    if isinstance(correction, GaussCorrection):
+        means, precisions = trial_moments(
+            key_single, estimator.denoiser, trials, mask, prior, correction.num_draws, sampler
         )
+        if correction.handover is not None:
+            start = jax.vmap(gaussian_start, in_axes=(0, 0, None, None, None))(
+                means, precisions, prior, jnp.asarray(latent), correction.handover
+            )
     z = sample_trials(
         key_draws, estimator.denoiser, trials, jnp.asarray(trial_mask), prior, trials[:, 0], mask,
-        num_samples, sampler, not isinstance(spec.correction, NoCorrection), precisions,
+        num_samples, sampler, not isinstance(correction, NoCorrection), precisions, start,
     )
     # Composed scores carry every trial's error; where they add up a draw runs away. Such
     # draws are counted (beyond 10 prior sds in some entry) and reported, never hidden.
@@ -200,13 +208,15 @@ def draw_trials(
     return samples, observed, {"trials": n, "correction": spec.correction, "diverged": diverged}
 
 
-def trial_precisions(key, denoiser, trials, mask, prior, num_draws, sampler):
-    """Each trial's posterior precision ``(batch, n, num_scalars, num_scalars)`` from
-    ``num_draws`` single-trial draws per trial, all trials of all conditions in one call."""
+def trial_moments(key, denoiser, trials, mask, prior, num_draws, sampler):
+    """Each trial's posterior mean ``(batch, n, num_scalars)`` and precision ``(batch, n,
+    num_scalars, num_scalars)`` from ``num_draws`` single-trial draws per trial, all trials of
+    all conditions in one call."""
     batch, n, num_scalars = trials.shape
     repeated = jnp.repeat(mask, n, axis=0)  # (batch * n, num_scalars): condition b, trial j
     draws = sample_conditionals(
         key, denoiser, trials.reshape(batch * n, num_scalars), repeated, num_draws, sampler
     )
     precisions = jax.vmap(posterior_precisions, in_axes=(1, 0, None))(draws, ~repeated, prior)
-    return precisions.reshape(batch, n, num_scalars, num_scalars)
+    means = jnp.where(repeated, 0.0, draws.mean(axis=0))
+    return means.reshape(batch, n, num_scalars), precisions.reshape(batch, n, num_scalars, num_scalars)

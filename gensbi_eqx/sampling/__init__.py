@@ -9,6 +9,8 @@ from ._sample import sample_conditionals as sample_conditionals
 from ._trials import AbstractCorrection as AbstractCorrection
 from ._trials import GaussCorrection as GaussCorrection
 from ._trials import GaussianPrior as GaussianPrior
+from ._trials import GaussianStart as GaussianStart
+from ._trials import gaussian_start as gaussian_start
 from ._trials import JacobianCorrection as JacobianCorrection
 from ._trials import NoCorrection as NoCorrection
 from ._trials import posterior_precisions as posterior_precisions
@@ -24,6 +26,8 @@ __all__ = [
     "AbstractTrace",
     "ExactTrace",
     "GaussianPrior",
+    "GaussianStart",
+    "gaussian_start",
     "Hutchinson",
     "log_prob",
     "log_prob_batch",

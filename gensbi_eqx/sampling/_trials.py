@@ -16,6 +16,12 @@ exact at every ``t`` when the single-trial posteriors and the prior are Gaussian
 - `GaussCorrection` (default): each trial's posterior is read as a Gaussian whose covariance
   ``S_j`` is estimated once, from single-trial draws; then ``P_j = S_j^-1 + alpha^2 / sigma^2``
   at every ``t`` with no derivative of the network (Linhart et al.'s GAUSS).
+  Above a noise level (``GaussCorrection(handover=1.0)``: ``sigma / alpha`` at the widest
+  single-trial posterior sd) the draws follow instead the score of the composed posterior's
+  Gaussian fit (`GaussianStart`): where the noise dwarfs every posterior, the composition
+  weighs ``n`` nearly equal network scores against the prior's, so a network error common to
+  the trials comes back about ``n`` times; the Gaussian fit has no such error, and is all the
+  draws need there (the noised posterior is close to Gaussian when the noise dominates).
 - `JacobianCorrection`: Tweedie's ``(sigma^2 / alpha) d x0_hat_j / d theta_t`` at every step
   (their JAC). Exact with an exact denoiser, but a network's Jacobian at high noise, multiplied
   by ``sigma^2``, is too inaccurate: with a trained Simformer the composed draws diverged.
@@ -37,7 +43,8 @@ from ..samplers._base import data_vanishes_at_noise_end
 
 class GaussianPrior(eqx.Module):
     """A Gaussian ``N(mean, covariance)`` over all scalars in standardised units (only the
-    latent block is used): the prior whose score the composition subtracts."""
+    latent block is used): the prior whose score the composition subtracts, or the composed
+    posterior's Gaussian fit (`GaussianStart`)."""
 
     mean: Float[Array, " num_scalars"]
     covariance: Float[Array, "num_scalars num_scalars"]
@@ -62,14 +69,25 @@ class AbstractCorrection(eqx.Module):
 
 
 class GaussCorrection(AbstractCorrection):
-    """Each trial's posterior read as a Gaussian, its covariance estimated once from
-    ``num_draws`` single-trial draws (with the query's sampler); no Jacobian per step."""
+    """Each trial's posterior read as a Gaussian, its mean and covariance estimated once from
+    ``num_draws`` single-trial draws (with the query's sampler); no Jacobian per step.
+    ``handover``: above ``sigma / alpha = handover`` times the widest single-trial posterior sd
+    the draws follow the Gaussian fit of the composed posterior (`GaussianStart`); ``None``
+    composes at every noise level."""
 
     num_draws: int = eqx.field(static=True, default=100)
+    handover: float | None = eqx.field(static=True, default=1.0)
 
     def __check_init__(self):
         if isinstance(self.num_draws, bool) or not isinstance(self.num_draws, int) or self.num_draws < 3:
             raise ValueError(f"`num_draws` must be an int >= 3, got {self.num_draws!r}.")
+        if self.handover is not None and not (
+            isinstance(self.handover, (int, float)) and not isinstance(self.handover, bool)
+            and self.handover > 0
+        ):
+            raise ValueError(
+                f"`handover` must be a positive number or None, got {self.handover!r}."
+            )
 
 
 class JacobianCorrection(AbstractCorrection):
@@ -108,6 +126,41 @@ def posterior_precisions(
     return jnp.where(block, jnp.linalg.inv(jnp.where(block, covariance, eye)), eye)
 
 
+class GaussianStart(eqx.Module):
+    """Where `TrialsDenoiser` hands over: above ``sigma / alpha = noise`` its score is that of
+    ``fit`` (the composed posterior's Gaussian fit, noised), below it the composed one."""
+
+    fit: GaussianPrior
+    noise: Scalar
+
+
+def gaussian_start(
+    means: Float[Array, "num_trials num_scalars"],
+    precisions: Float[Array, "num_trials num_scalars num_scalars"],
+    prior: GaussianPrior,
+    latent: Bool[Array, " num_scalars"],
+    handover: float,
+) -> GaussianStart:
+    """The product of the trials' Gaussian posteriors (``means``, ``precisions`` ``S_j^-1``)
+    over the prior ``n - 1`` times, and ``noise = handover`` times the widest single-trial
+    posterior sd. With ``S_j`` clipped below the prior's the composed precision is at least the
+    prior's, so the fit is proper."""
+    block = latent[:, None] & latent[None, :]
+    eye = jnp.eye(latent.shape[0])
+    n = means.shape[0]
+    prior_precision = jnp.where(block, jnp.linalg.inv(jnp.where(block, prior.covariance, eye)), 0.0)
+    precisions = jnp.where(block, precisions, 0.0)
+    total = jnp.sum(precisions, axis=0) - (n - 1) * prior_precision
+    covariance = jnp.linalg.inv(jnp.where(block, total, eye))
+    weighted = jnp.einsum("jab,jb->a", precisions, means) - (n - 1) * prior_precision @ prior.mean
+    mean = jnp.where(latent, covariance @ jnp.where(latent, weighted, 0.0), 0.0)
+    # The largest eigenvalue of any S_j on the latent block (zeros elsewhere add none).
+    covariances = jnp.linalg.inv(jnp.where(block, precisions, eye))
+    widest = jnp.max(jnp.linalg.eigvalsh(jnp.where(block, covariances, 0.0)))
+    fit = GaussianPrior(mean, jnp.where(block, 0.5 * (covariance + covariance.T), eye))
+    return GaussianStart(fit, handover * jnp.sqrt(widest))
+
+
 class TrialsDenoiser(AbstractDenoiser):
     """``denoiser`` composed over i.i.d. trials, itself a denoiser for one example.
 
@@ -123,6 +176,7 @@ class TrialsDenoiser(AbstractDenoiser):
       correction. ``None``: Tweedie's Jacobian per step instead.
     - `corrected`: ``False`` gives the naive sum of scores, biased at ``t > 0`` (for
       comparison).
+    - `start`: a `GaussianStart`: above its noise level the score is its Gaussian fit's.
 
     Cost per step: one network call per trial, and with the Jacobian correction one Jacobian
     (one JVP per scalar) per trial. Methods with ``alpha = 0`` at ``t = 1`` (flow matching) are
@@ -135,6 +189,7 @@ class TrialsDenoiser(AbstractDenoiser):
     prior: GaussianPrior
     precisions: Float[Array, "num_trials num_scalars num_scalars"] | None = None
     corrected: bool = eqx.field(static=True, default=True)
+    start: GaussianStart | None = None
 
     def __check_init__(self):
         if data_vanishes_at_noise_end(self.method):
@@ -166,6 +221,9 @@ class TrialsDenoiser(AbstractDenoiser):
             score = self._jacobian(t, y, condition_mask, scores, prior_score, prior_covariance)
         else:
             score = jnp.sum(scores, axis=0) - (n - 1) * prior_score
+        if self.start is not None:
+            fit_score, _ = self.start.fit.score_and_covariance(alpha, sigma, y, latent)
+            score = jnp.where(sigma > alpha * self.start.noise, fit_score, score)
         score = jnp.where(latent, score, 0.0)
         # Tweedie's formula back: y = alpha x0 + sigma eps.
         x0 = (y + sigma**2 * score) / alpha
@@ -222,21 +280,24 @@ def sample_trials(
     sampler: AbstractSampler,
     corrected: bool = True,
     precisions: Float[Array, "batch num_trials num_scalars num_scalars"] | None = None,
+    start: GaussianStart | None = None,
 ) -> Float[Array, "num_samples batch num_scalars"]:
     """``num_samples`` draws given each of ``batch`` sets of i.i.d. trials, in one compiled call:
     the sampler vmapped over draws and over conditions, each condition with its own
-    `TrialsDenoiser` (its trials and, for `GaussCorrection`, their posterior ``precisions``).
+    `TrialsDenoiser` (its trials and, for `GaussCorrection`, their posterior ``precisions``
+    and the ``start`` of each condition, batched along the leading axis).
     Trial sets of a new value but the same shapes reuse the compiled sampler."""
     keys = jr.split(key, (num_samples, y_cond.shape[0]))
     with_precisions = precisions is not None
     if not with_precisions:
         precisions = jnp.zeros((y_cond.shape[0], 0))  # a stand-in that vmap can slice
 
-    def one(k, values, y, mask, p):
+    def one(k, values, y, mask, p, s):
         p = p if with_precisions else None
-        return sampler(k, TrialsDenoiser(denoiser, values, trial_mask, prior, p, corrected), y, mask)
+        composed = TrialsDenoiser(denoiser, values, trial_mask, prior, p, corrected, s)
+        return sampler(k, composed, y, mask)
 
-    over_conditions = jax.vmap(one, in_axes=(0, 0, 0, 0, 0))
-    return jax.vmap(over_conditions, in_axes=(0, None, None, None, None))(
-        keys, trials, y_cond, condition_mask, precisions
+    over_conditions = jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0))
+    return jax.vmap(over_conditions, in_axes=(0, None, None, None, None, None))(
+        keys, trials, y_cond, condition_mask, precisions, start
     )
