@@ -74,7 +74,9 @@ def main():
     task = gs.tasks.SLCP()
     theta, x = task.simulate(jr.key(0), args.simulations)
     data = {"theta": theta, "x": x}
+    # Declared by hand to show how; the task ships the same graph as task.dependencies.
     deps = slcp_dependencies(task.num_draws)
+    assert deps == task.dependencies
     model = gs.Simformer.for_data(data, key=jr.key(1), **MODEL[size])
     start = time.perf_counter()
     est = gs.fit(
