@@ -183,8 +183,9 @@ def run(
     whole = isinstance(num_samples, int) and not isinstance(num_samples, bool)
     if not whole or not 0 < num_samples <= available:
         raise ValueError(
-            f"`num_samples` must be an integer in 1..{available} (the reference draws a C2ST "
-            f"compares the same number of), got {num_samples!r}."
+            f"`num_samples` must be an integer in 1..{available}: C2ST compares as many "
+            f"reference draws as samples, and the references hold {available}; got "
+            f"{num_samples!r}."
         )
 
     key_data, key_model, key_fit, key_sample, key_c2st = jr.split(key, 5)
