@@ -1,4 +1,4 @@
-"""Argument checks shared by the models and the embedding networks."""
+"""Argument checks shared by the models, the embedding networks and the benchmark runner."""
 
 
 def check_positive_ints(**values) -> None:

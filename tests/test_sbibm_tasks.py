@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import gensbi_eqx as gs
 from gensbi_eqx.tasks import (
     SLCP,
     GaussianLinear,
@@ -100,8 +101,6 @@ def test_slcp_graph_is_its_simulator(getkey):
     """SLCP's dependencies: each draw ``(u_k, v_k)`` on all of theta, ``v_k`` also on ``u_k``
     (they are correlated), and no edge between draws (independent given theta, as the moments
     test above checks on simulations); the moral graph keeps the draws apart too."""
-    import gensbi_eqx as gs
-
     task = SLCP()
     theta, x = task.simulate(getkey(), 2)
     layout = gs.data.NodeLayout.from_data({"theta": theta, "x": x})

@@ -20,6 +20,7 @@ import jax.random as jr
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._arguments import check_positive_ints
 from .._atomic import atomic_writer
 from .._custom_types import Key
 from .._version import __version__
@@ -180,8 +181,8 @@ def run(
     problem = TASKS[task]()
     references = [problem.reference(i) for i in observations]
     available = min(len(r.samples) for r in references)
-    whole = isinstance(num_samples, int) and not isinstance(num_samples, bool)
-    if not whole or not 0 < num_samples <= available:
+    check_positive_ints(num_samples=num_samples)
+    if num_samples > available:
         raise ValueError(
             f"`num_samples` must be an integer in 1..{available}: C2ST compares as many "
             f"reference draws as samples, and the references hold {available}; got "
