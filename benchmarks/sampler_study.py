@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -35,6 +36,7 @@ import numpy as np
 
 import gensbi_eqx as gs
 from gensbi_eqx._atomic import atomic_writer
+from gensbi_eqx.samplers._base import initial_state
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from gaussian_oracle import GaussianDenoiser  # noqa: E402
@@ -49,15 +51,49 @@ TASKS = {
 }
 
 
+class Ancestral(gs.samplers.AbstractSampler):
+    """A candidate not adopted: ancestral sampling (DDPM's reverse step, DDIM with eta = 1) on
+    the method's path at ``t_i = linspace(1, t_min, steps + 1)``: each step draws ``y_s`` from
+    ``q(y_s | y_t, x0 = x0_hat)``, ``y_s = alpha_s x0_hat + sigma_s (k eps_hat + sqrt(1 - k^2)
+    z)`` with ``k = alpha_t sigma_s / (alpha_s sigma_t)``. Using the point estimate ``x0_hat``
+    drops ``Var[x0 | y_t]`` from every step, so the draws are too narrow unless the steps are
+    small (the exact-Gaussian rows)."""
+
+    steps: int = eqx.field(static=True)
+
+    @property
+    def evaluations(self) -> int:
+        return self.steps
+
+    def __call__(self, key, denoiser, y_cond, condition_mask):
+        method = denoiser.method
+        times = jnp.linspace(1.0, method.t_min, self.steps + 1)
+        k_init, k_steps = jr.split(key)
+
+        def step(y, inputs):
+            t, s, step_key = inputs
+            x0_hat, eps_hat = denoiser(t, y, condition_mask)
+            alpha_t, sigma_t = method.alpha_sigma(t)
+            alpha_s, sigma_s = method.alpha_sigma(s)
+            kept = jnp.clip((alpha_t * sigma_s) / (alpha_s * sigma_t), 0.0, 1.0)
+            noise = kept * eps_hat + jnp.sqrt(1.0 - kept**2) * jr.normal(step_key, y.shape)
+            return jnp.where(condition_mask, y, alpha_s * x0_hat + sigma_s * noise), None
+
+        y = initial_state(k_init, denoiser, y_cond, condition_mask)
+        y, _ = jax.lax.scan(step, y, (times[:-1], times[1:], jr.split(k_steps, self.steps)))
+        return jnp.where(condition_mask, y_cond, y)
+
+
 def candidates(method: str) -> list[str]:
     """Sampler specs tried for a method (`sampler_of`); the SDE-500 reference comes first."""
     odes = [f"heun:{k}" for k in (5, 8, 10, 15, 20, 30)]
+    ancestral = [f"anc:{k}" for k in (10, 20, 30, 50, 100)]
     if method == "fm":
-        return ["tsit5:1e-5"] + odes
+        return ["tsit5:1e-5"] + odes + ancestral
     sdes = ["sde:500", "sde:50", "sde:100", "sde:200"]
     if method == "edm":
-        return sdes + [f"edm:{k}" for k in (6, 8, 10, 12, 18, 32, 50)] + odes
-    return sdes + odes
+        return sdes + [f"edm:{k}" for k in (6, 8, 10, 12, 18, 32, 50)] + odes + ancestral
+    return sdes + odes + ancestral
 
 
 def sampler_of(spec: str):
@@ -68,6 +104,8 @@ def sampler_of(spec: str):
         return gs.SDE(steps=int(value))
     if kind == "edm":
         return gs.EDMSampler(steps=int(value))
+    if kind == "anc":
+        return Ancestral(steps=int(value))
     if kind == "tsit5":
         return gs.ODE(rtol=float(value), atol=float(value))
     raise SystemExit(f"unknown sampler {spec!r}")
@@ -155,6 +193,12 @@ def report(args) -> None:
         f"`python benchmarks/sampler_study.py gaussian|trained ...`, {dates[0]} to {dates[-1]}, "
         "this project's 2-core x86_64 CPU machine (no GPU), jax on the CPU. Draw times are "
         "wall-clock on a machine shared with other jobs: compare them as ratios in one row group.",
+        "",
+        "Samplers: `sde:N` Euler-Maruyama on the reverse SDE (`gs.SDE(steps=N)`), `heun:N` the "
+        "probability-flow ODE by Heun (`gs.ODE(diffrax.Heun(), steps=N)`, 2N evaluations), "
+        "`tsit5:tol` adaptive Tsit5, `edm:N` `gs.EDMSampler(steps=N)` (2N - 1 evaluations), "
+        "`anc:N` ancestral sampling (DDPM's reverse step; a candidate not adopted, defined in "
+        "the script).",
         "",
         "## Exact Gaussian denoiser (narrow posterior)",
         "",

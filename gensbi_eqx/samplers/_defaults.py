@@ -14,11 +14,15 @@ _DEFAULTS: dict[type, AbstractSampler] = {
     # Gaussian mixture's narrow component 0.006 higher (100 steps: 0.014 higher).
     # benchmarks/results/sampler_study.md.
     VESDE: SDE(steps=200),
-    # The Simformer paper's 500 steps: at 100, VP's variance was 3% high on the exact Gaussian.
+    # The Simformer paper's 500 steps: at 100, VP's variance was 3% high on the exact Gaussian,
+    # and at 200 the trained Gaussian mixture's C2ST rose by 0.031.
     VPSDE: SDE(steps=500),
     # 20 Heun steps scored the C2ST of adaptive Tsit5 at rtol 1e-5 on two moons with a tenth
     # of the evaluations (benchmarks/fm_ode_steps.py).
     FlowMatching: ODE(diffrax.Heun(), steps=20),
+    # Karras' 18 steps, although 15-17% too wide on a narrow exact Gaussian: with trained EDM
+    # networks more steps, or the reverse SDE, scored worse C2ST on the Gaussian mixture
+    # (0.57-0.65 against 0.556), better only on two moons. benchmarks/results/sampler_study.md.
     EDM: EDMSampler(steps=18),
 }
 
