@@ -22,7 +22,7 @@ _DEFAULTS: dict[type, AbstractSampler] = {
     FlowMatching: ODE(diffrax.Heun(), steps=20),
     # Karras' 18 steps, although 15-17% too wide on a narrow exact Gaussian: with trained EDM
     # networks more steps, or the reverse SDE, scored worse C2ST on the Gaussian mixture
-    # (0.57-0.65 against 0.556), better only on two moons. benchmarks/results/sampler_study.md.
+    # (0.57-0.64 against 0.556), better only on two moons. benchmarks/results/sampler_study.md.
     EDM: EDMSampler(steps=18),
 }
 
