@@ -39,7 +39,14 @@ from gensbi_eqx._atomic import atomic_writer
 from gensbi_eqx.samplers._base import initial_state
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from gaussian_oracle import GaussianDenoiser  # noqa: E402
+from gaussian_oracle import (  # noqa: E402
+    NARROW_COV,
+    NARROW_MASK,
+    NARROW_MEAN,
+    NARROW_Y,
+    GaussianDenoiser,
+    gaussian_conditional,
+)
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = Path(__file__).parent / ".cache"
@@ -112,22 +119,14 @@ def sampler_of(spec: str):
 
 
 def gaussian(args) -> None:
-    # theta (2) and x (2): x_i = theta_i + noise, chosen so that the posterior sds are 0.1, 0.3.
-    prior_sd, noise_sd = np.array([1.0, 1.0]), np.array([0.1005, 0.3145])
-    cov = np.zeros((4, 4))
-    cov[:2, :2] = np.diag(prior_sd**2)
-    cov[2:, 2:] = np.diag(prior_sd**2 + noise_sd**2)
-    cov[:2, 2:] = cov[2:, :2] = np.diag(prior_sd**2)
-    mean = np.zeros(4)
-    x_o = np.array([0.8, -1.2])
-    post_var = prior_sd**2 - prior_sd**4 / (prior_sd**2 + noise_sd**2)
-    post_mean = prior_sd**2 / (prior_sd**2 + noise_sd**2) * x_o
-    mask = jnp.array([False, False, True, True])
-    y_cond = jnp.concatenate([jnp.zeros(2), jnp.asarray(x_o)])
+    # theta (2) and x (2): the narrow posterior of `gaussian_oracle` (sds 0.1 and 0.3).
+    post_mean, post_cov = gaussian_conditional(NARROW_MEAN, NARROW_COV, NARROW_MASK, NARROW_Y)
+    post_var = np.diag(post_cov)
+    mask, y_cond = jnp.asarray(NARROW_MASK), jnp.asarray(NARROW_Y)
     lines = []
     for name in args.methods:
         method = METHODS[name]()
-        denoiser = GaussianDenoiser(jnp.asarray(mean), jnp.asarray(cov), method)
+        denoiser = GaussianDenoiser(jnp.asarray(NARROW_MEAN), jnp.asarray(NARROW_COV), method)
         for spec in args.samplers or candidates(name):
             sampler = sampler_of(spec)
             draw = jax.jit(jax.vmap(lambda k: sampler(k, denoiser, y_cond, mask)))

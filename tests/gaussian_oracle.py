@@ -41,6 +41,16 @@ def solve_spd(
     return jnp.stack(x)
 
 
+# A narrow posterior, where a sampler's variance error shows (C2ST barely sees 10-30%):
+# theta ~ N(0, I_2) and x_i = theta_i + noise, so that the posterior sds given NARROW_Y's x are
+# 0.1 and 0.3. Used by tests/test_samplers.py and benchmarks/sampler_study.py.
+_NARROW_NOISE_SD = np.array([0.1005, 0.3145])
+NARROW_MEAN = np.zeros(4)
+NARROW_COV = np.block([[np.eye(2), np.eye(2)], [np.eye(2), np.diag(1 + _NARROW_NOISE_SD**2)]])
+NARROW_Y = np.array([0.0, 0.0, 0.8, -1.2])  # the theta entries are ignored
+NARROW_MASK = np.array([False, False, True, True])
+
+
 class GaussianDenoiser(AbstractDenoiser):
     """The exact ``(E[x0 | y], E[eps | y])`` for ``x0 ~ N(mean, covariance)`` under ``method``'s
     path, where observed entries (``condition_mask``) are clean ``x0`` and latent entries are

@@ -26,6 +26,10 @@ from gensbi_eqx.sampling import sample_conditionals
 
 # tests/ has no __init__.py, so pytest (rootdir import mode "prepend") puts it on sys.path.
 from gaussian_oracle import (
+    NARROW_COV,
+    NARROW_MASK,
+    NARROW_MEAN,
+    NARROW_Y,
     assert_gaussian_moments,
     continuous_sampler_law,
     gaussian_conditional,
@@ -561,14 +565,7 @@ def test_new_conditions_of_same_shape_do_not_retrace():
 
 # ---------------------------------------------------------------- the defaults
 
-# A narrow conditional, where a sampler's variance error shows (C2ST barely sees 10-30%):
-# theta ~ N(0, I_2), x_i = theta_i + noise, posterior sds 0.1 and 0.3.
-_NOISE_SD = np.array([0.1005, 0.3145])
-NARROW_COV = np.block([[np.eye(2), np.eye(2)], [np.eye(2), np.diag(1 + _NOISE_SD**2)]])
-NARROW_Y = np.array([0.0, 0.0, 0.8, -1.2])
-NARROW_MASK = np.array([False, False, True, True])
-
-
+# The narrow posterior of `gaussian_oracle` (sds 0.1 and 0.3).
 # EDM's default, Karras' 18 Heun steps, is not here: on this conditional its exact law
 # (`edm_sampler_law`, tests/test_edm.py) has variances 19% and 13% too high, yet with trained
 # EDM networks it scored better C2ST than more steps or the 500-step SDE on the Gaussian
@@ -584,13 +581,13 @@ def test_default_samplers_draw_narrow_conditionals(method):
     sampler = gs.samplers.default_sampler(method)
     samples = sample_conditionals(
         jr.key(3),
-        GaussianDenoiser(jnp.zeros(4), jnp.asarray(NARROW_COV), method),
+        GaussianDenoiser(jnp.asarray(NARROW_MEAN), jnp.asarray(NARROW_COV), method),
         jnp.asarray(NARROW_Y)[None],
         jnp.asarray(NARROW_MASK)[None],
         20_000,
         sampler,
     )
-    cond_mean, cond_cov = gaussian_conditional(np.zeros(4), NARROW_COV, NARROW_MASK, NARROW_Y)
+    cond_mean, cond_cov = gaussian_conditional(NARROW_MEAN, NARROW_COV, NARROW_MASK, NARROW_Y)
     np.testing.assert_allclose(np.sqrt(np.diag(cond_cov)), [0.1, 0.3], rtol=1e-3)
     law_mean, law_cov = continuous_sampler_law(method, sampler, cond_mean, cond_cov)
     assert_gaussian_moments(
