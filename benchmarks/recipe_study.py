@@ -26,6 +26,7 @@ and ``recipe_study.md`` (the report).
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -276,7 +277,8 @@ RECIPES = {
 def defaults(args) -> None:
     """Whole runs through the public API, as a user runs them: simulate, ``gs.fit`` (with the
     recipe's method and stopping rule, all else default, ``max_steps`` from ``--max-steps``),
-    then 10,000 draws per observation with the method's default sampler (or ``--sampler``).
+    then 10,000 draws per observation with the method's default sampler (or each of
+    ``--samplers``, all from the same trained model).
     Records the step at which training stopped, wall and CPU seconds, and C2ST. sbibm tasks are
     scored against sbibm's references, the tasks in ``UNTUNED`` (not tuned on) against NUTS
     posteriors given ``x`` of joint draws (`untuned_references`)."""
@@ -308,8 +310,9 @@ def defaults(args) -> None:
             jax.block_until_ready(est)
             train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
             history = est.history
-            sampler = None if args.sampler is None else sampler_of(args.sampler)
-            for i, (x_o, reference) in references.items():
+            specs = args.samplers or [None]  # None: the method's default
+            for spec, (i, (x_o, reference)) in itertools.product(specs, references.items()):
+                sampler = None if spec is None else sampler_of(spec)
                 wall, cpu = time.perf_counter(), time.process_time()
                 samples = est.sample(jr.key(seed + 10 * i), {"x": jnp.asarray(x_o)},
                                      args.num_samples, sampler=sampler)
@@ -329,7 +332,8 @@ def defaults(args) -> None:
                 )
                 with open(out, "a") as f:
                     f.write(json.dumps(row) + "\n")
-                print(f"{args.task} {name} seed {seed} obs {i}: C2ST {c2st:.3f} after "
+                print(f"{args.task} {name} {row['sampler']} seed {seed} obs {i}: "
+                      f"C2ST {c2st:.3f} after "
                       f"{row['steps']} steps (train {train_wall:.0f} s wall / {train_cpu:.0f} s "
                       f"CPU, sample {sample_wall:.1f} s)", flush=True)
 
@@ -409,7 +413,7 @@ def defaults_report() -> list[str]:
     runs = {}
     for line in open(path):
         r = json.loads(line)
-        key = (r["task"], r["recipe"], r["seed"], r["date"], r["max_steps"])
+        key = (r["task"], r["recipe"], r["seed"], r["date"], r["max_steps"], r["sampler"])
         runs.setdefault(key, []).append(r)
     lines = [
         "",
@@ -434,17 +438,18 @@ def defaults_report() -> list[str]:
         "the posterior given x of joint draws 1-3 (`defaults --task tree`), against NUTS references (obs 2's "
         "chains did not all settle: its reference is unreliable).",
         "",
-        "| task | recipe | seed | date | steps (best) | train s (CPU) | sample s / obs | "
-        "C2ST per obs | C2ST mean |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| task | recipe | sampler | seed | date | steps (best) | train s (CPU) | "
+        "sample s / obs | C2ST per obs | C2ST mean |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (task, recipe, seed, date, _), group in sorted(runs.items()):
+    for (task, recipe, seed, date, _, sampler), group in sorted(runs.items()):
         group = sorted(group, key=lambda r: r["observation"])
         first = group[0]
         per_obs = " / ".join(f"{r['c2st']:.3f}" for r in group)
         sample = np.mean([r["sample_seconds"] for r in group])
         lines.append(
-            f"| {task} | {recipe} | {seed} | {date} | {first['steps']} ({first['best_step']}) | "
+            f"| {task} | {recipe} | `{sampler}` | {seed} | {date} | {first['steps']} "
+            f"({first['best_step']}) | "
             f"{first['train_seconds']:.0f} ({first['train_cpu_seconds']:.0f}) | {sample:.1f} | "
             f"{per_obs} | {np.mean([r['c2st'] for r in group]):.3f} |"
         )
@@ -509,6 +514,9 @@ def main():
     parser.add_argument("--num-samples", type=int, default=10_000)
     parser.add_argument("--classifier", choices=["jax", "sklearn"], default="jax")
     parser.add_argument("--sampler", default=None, help="override the evaluation sampler (speed)")
+    parser.add_argument("--samplers", nargs="+", default=None,
+                        help="defaults: draw with each of these (sampler_study specs, e.g. "
+                             "sde:200 sde:500) from the same trained model")
     parser.add_argument("--max-steps", type=int, default=10_000, help="defaults: fit's budget")
     parser.add_argument("--out", type=Path, default=RESULTS / "recipe_study.jsonl")
     args = parser.parse_args()
