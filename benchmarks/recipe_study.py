@@ -29,7 +29,6 @@ import datetime
 import itertools
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -42,6 +41,7 @@ import optax
 
 import gensbi_eqx as gs
 from gensbi_eqx._atomic import atomic_writer
+from gensbi_eqx.benchmark._runner import machine_description
 from gensbi_eqx.data import NodeLayout, Standardiser
 from gensbi_eqx.training import batch_loss, make_fused_train_steps
 from gensbi_eqx.training._loop import _masks
@@ -227,7 +227,7 @@ def screen_one(args, name: str, seed: int, out: Path) -> None:
                 observation=i, step=done, stopped=stop, c2st=c2st, classifier=args.classifier,
                 train_seconds=train_seconds, sample_seconds=sample_seconds,
                 val_loss=val_losses[-1][1], val_curve=val_losses, settings=settings,
-                date=str(datetime.date.today()), machine=platform.processor() or platform.machine(),
+                date=str(datetime.date.today()), machine=machine_description(),
                 load=os.getloadavg()[0],
             )
             with open(out, "a") as f:
@@ -327,7 +327,7 @@ def defaults(args) -> None:
                     sampler=repr(samples.sampler), train_seconds=train_wall,
                     train_cpu_seconds=train_cpu, sample_seconds=sample_wall,
                     sample_cpu_seconds=sample_cpu, date=str(datetime.date.today()),
-                    machine=platform.processor() or platform.machine(),
+                    machine=machine_description(),
                     load=os.getloadavg()[0], jax=jax.__version__,
                 )
                 with open(out, "a") as f:
@@ -413,7 +413,9 @@ def defaults_report() -> list[str]:
     runs = {}
     for line in open(path):
         r = json.loads(line)
-        key = (r["task"], r["recipe"], r["seed"], r["date"], r["max_steps"], r["sampler"])
+        # One training run per group (its rows share the training time), one sampler per row.
+        key = (r["task"], r["recipe"], r["seed"], r["date"], r["max_steps"], r["sampler"],
+               r["train_seconds"])
         runs.setdefault(key, []).append(r)
     lines = [
         "",
@@ -422,11 +424,14 @@ def defaults_report() -> list[str]:
         "`python benchmarks/recipe_study.py defaults --task T --configs R --seeds S`: simulate, "
         "`gs.fit` with the recipe (all else default, at most 10,000 steps unless `--max-steps` "
         "says otherwise: the steps column), 10,000 draws per "
-        "observation with the method's default sampler, C2ST (`c2st_jax`). Runs of 2026-12-06 on "
-        "the sbibm tasks were pinned to one core each (`taskset -c k`, `XLA_FLAGS=--xla_cpu_multi_"
-        "thread_eigen=false`), two or three runs sharing the machine, so their times compare only "
-        "roughly; the Tree runs were not pinned and shared both cores; the two-moons `current` "
-        "run of 2026-12-05 used both cores. `current` is the default "
+        "observation with the method's default sampler or, with `--samplers`, with each sampler "
+        "from the same trained model (the sampler column), C2ST (`c2st_jax`). Runs of 2026-12-06 "
+        "on the sbibm tasks were pinned to one core each (`taskset -c k`, `XLA_FLAGS=--xla_cpu_"
+        "multi_thread_eigen=false`), two or three runs sharing the machine, so their times compare "
+        "only roughly; the first Tree run was not pinned and shared both cores; the two-moons "
+        "`current` run of 2026-12-05 used both cores. The runs with two samplers (SLCP, Tree, HMM, "
+        "the Gaussian mixture's seed 2) ran on a slower 2-core AMD EPYC machine, one core each: "
+        "their times are about twice the Intel machine's. `current` is the default "
         "Simformer (the paper's small configuration, depth 6), `depth4` the same with 4 layers, "
         "`small` depth 4 with widths 12/12/8 and 4 heads of 6 (`depth4_narrow`), "
         "`small_posterior` the same trained on the posterior only (`gs.PosteriorMasks()`), "
@@ -434,15 +439,15 @@ def defaults_report() -> list[str]:
         "at EDM's log-normal noise levels, `small_undirected` / `small_directed` the same with "
         "the task's dependency graph as attention masks (`gs.UndirectedAttention(task."
         "dependencies)`, `gs.DirectedAttention(...)`; SLCP's graph: the four draws independent "
-        "given theta). Tree rows: "
-        "the posterior given x of joint draws 1-3 (`defaults --task tree`), against NUTS references (obs 2's "
-        "chains did not all settle: its reference is unreliable).",
+        "given theta). Tree and HMM rows: the posterior given x of joint draws 1-3 (`defaults "
+        "--task tree`), against NUTS references (Tree obs 2's chains did not all settle: its "
+        "reference is unreliable).",
         "",
         "| task | recipe | sampler | seed | date | steps (best) | train s (CPU) | "
         "sample s / obs | C2ST per obs | C2ST mean |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (task, recipe, seed, date, _, sampler), group in sorted(runs.items()):
+    for (task, recipe, seed, date, _, sampler, _), group in sorted(runs.items()):
         group = sorted(group, key=lambda r: r["observation"])
         first = group[0]
         per_obs = " / ".join(f"{r['c2st']:.3f}" for r in group)

@@ -10,9 +10,10 @@ from ._sde import SDE
 
 _DEFAULTS: dict[type, AbstractSampler] = {
     # 200 Euler-Maruyama steps, 2.5x cheaper than the paper's 500: the same law on an exact
-    # Gaussian denoiser (variance within 2%) and the same C2ST on trained two moons; on the
-    # Gaussian mixture's narrow component 0.006 higher (100 steps: 0.014 higher).
-    # benchmarks/results/sampler_study.md.
+    # Gaussian denoiser (variance within 2%) and the same C2ST on trained two moons, and, on
+    # tasks not tuned on, SLCP, Tree and HMM, within 0.003 of 500's; on the Gaussian mixture's
+    # narrow component 0.006 higher on both seeds (100 steps: 0.014 higher).
+    # benchmarks/results/sampler_study.md, recipe_study.md.
     VESDE: SDE(steps=200),
     # The Simformer paper's 500 steps: at 100, VP's variance was 3% high on the exact Gaussian,
     # and at 200 the trained Gaussian mixture's C2ST rose by 0.031.
