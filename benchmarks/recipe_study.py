@@ -165,6 +165,7 @@ def prepare(task_name: str, simulations: int, seed: int):
 
 
 def score(samples: np.ndarray, reference: np.ndarray, classifier: str) -> float:
+    reference = reference[: len(samples)]  # as many as drawn (`--num-samples`): chance is 0.5
     if classifier == "sklearn":
         return float(gs.diagnostics.c2st(samples, reference))
     return float(gs.diagnostics.c2st_jax(samples, reference))
