@@ -294,6 +294,8 @@ def defaults(args) -> None:
             reference = gs.tasks.load_reference(args.task, i)
             references[i] = (np.asarray(reference.observation).reshape(-1),
                              np.asarray(reference.samples))
+    # None: the method's default sampler.
+    samplers = [sampler_of(spec) for spec in args.samplers] if args.samplers else [None]
     for seed in args.seeds:
         theta, x = task.simulate(jr.key(seed), args.simulations)
         data = {"theta": theta, "x": x}
@@ -311,9 +313,7 @@ def defaults(args) -> None:
             jax.block_until_ready(est)
             train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
             history = est.history
-            specs = args.samplers or [None]  # None: the method's default
-            for spec, (i, (x_o, reference)) in itertools.product(specs, references.items()):
-                sampler = None if spec is None else sampler_of(spec)
+            for sampler, (i, (x_o, reference)) in itertools.product(samplers, references.items()):
                 wall, cpu = time.perf_counter(), time.process_time()
                 samples = est.sample(jr.key(seed + 10 * i), {"x": jnp.asarray(x_o)},
                                      args.num_samples, sampler=sampler)
