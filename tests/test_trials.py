@@ -10,6 +10,7 @@ import pytest
 from gaussian_oracle import GaussianDenoiser, continuous_sampler_law
 
 import gensbi_eqx as gs
+from gensbi_eqx.data import NodeLayout, Standardiser
 from gensbi_eqx.sampling import GaussianPrior, TrialsDenoiser, sample_conditionals
 
 # theta ~ N(0, P), x | theta ~ N(A theta, R): the joint over (theta, x), 2 + 2 scalars.
@@ -119,14 +120,18 @@ TINY = dict(dim_value=4, dim_id=4, dim_condition=2, num_heads=2, head_dim=4, dep
             dim_time=8)
 
 
+def _untrained(make_model):
+    """An estimator of the untrained ``make_model(data)`` on the Gaussian linear task, built
+    without `gs.fit` (whose train step would only add compile time)."""
+    theta, x = gs.tasks.GaussianLinear(dim=2).simulate(jr.key(0), 64)
+    data = {"theta": theta, "x": x}
+    layout = NodeLayout.from_data(data)
+    return gs.Estimator(make_model(data), gs.VESDE(), layout, Standardiser.fit(layout.flatten(data)))
+
+
 @pytest.fixture(scope="module")
 def estimator():
-    task = gs.tasks.GaussianLinear(dim=2)
-    theta, x = task.simulate(jr.key(0), 64)
-    data = {"theta": theta, "x": x}
-    model = gs.Simformer(4, key=jr.key(1), **TINY)
-    training = gs.Training(max_steps=1, batch_size=8, validation_fraction=0.0)
-    return gs.fit(jr.key(2), model, data, training=training, progress=False)
+    return _untrained(lambda data: gs.Simformer(4, key=jr.key(1), **TINY))
 
 
 def test_a_query_with_trials_returns_the_shared_nodes_per_trial_set(estimator):
@@ -215,13 +220,10 @@ def test_log_prob_refuses_trials(estimator):
 
 
 def test_a_conditional_model_composes_its_own_conditional():
-    task = gs.tasks.GaussianLinear(dim=2)
-    theta, x = task.simulate(jr.key(0), 64)
-    data = {"theta": theta, "x": x}
-    model = gs.Flux1.for_data(data, condition_on="x", key=jr.key(1), num_heads=2, axes_dim=(4,),
-                              depth=1, depth_single_blocks=1, mlp_ratio=2.0)
-    training = gs.Training(max_steps=1, batch_size=8, validation_fraction=0.0)
-    est = gs.fit(jr.key(2), model, data, training=training, progress=False)
+    est = _untrained(lambda data: gs.Flux1.for_data(
+        data, condition_on="x", key=jr.key(1), num_heads=2, axes_dim=(4,), depth=1,
+        depth_single_blocks=1, mlp_ratio=2.0,
+    ))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # an untrained model's draws run away
         # The naive sum: the same path through Flux1, without compiling the estimate too.
