@@ -9,6 +9,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cache="$(mktemp -d)"
 trap 'rm -rf "$cache"' EXIT
-export JAX_COMPILATION_CACHE_DIR="$cache" JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5 \
+export JAX_COMPILATION_CACHE_DIR="$cache" JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
     JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
 .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

@@ -172,6 +172,11 @@ def test_damaged_checkpoints_and_bad_settings_are_refused(finished, tmp_path):
     path.write_bytes(finished[:-100])  # as a copy cut short would be
     with pytest.raises(ValueError, match="not a gensbi_eqx checkpoint \\(or is damaged\\)"):
         _fit(path, _data())
+    header = json.dumps({"format": 1, "library_version": "0.1.0"}).encode()
+    path.write_bytes(b"GENSBI_EQX_CHECKPOINT\n" + f"{len(header)}\n".encode() + header)
+    with pytest.raises(ValueError, match=r"format 1 \(gensbi_eqx 0\.1\.0\); this version "
+                       r"reads format 2\. Finish the run with the version that wrote it"):
+        _fit(path, _data())
     with pytest.raises(ValueError, match="does not exist"):
         _fit(tmp_path / "missing" / "run.ckpt", _data())
     with pytest.raises(ValueError, match="`every`"):

@@ -24,7 +24,8 @@ from .._version import __version__
 from ._stopping import _positive_int
 
 MAGIC = b"GENSBI_EQX_CHECKPOINT\n"
-FORMAT_VERSION = 1
+# 2: the default optimizer's state is one flat vector per moment (`optax.flatten`).
+FORMAT_VERSION = 2
 
 
 class Checkpoint(eqx.Module):
@@ -116,16 +117,23 @@ def read_checkpoint(path: str, fingerprint: dict[str, str], like) -> tuple[RunSt
             raise not_ours
         try:
             header = json.loads(f.read(int(f.readline())))
-            state = RunState(**header["state"])
-        except (ValueError, KeyError, TypeError) as error:
+        except ValueError as error:
             raise not_ours from error
+        if not isinstance(header, dict):
+            raise not_ours
         if header.get("format") != FORMAT_VERSION:
             raise ValueError(
                 f"`checkpoint.path` {path!r} has checkpoint format {header.get('format')!r} "
                 f"(gensbi_eqx {header.get('library_version')}); this version reads format "
-                f"{FORMAT_VERSION}."
+                f"{FORMAT_VERSION}. Finish the run with the version that wrote it, or start it "
+                "again under another path."
             )
-        differ = sorted(k for k in fingerprint if header["fingerprint"].get(k) != fingerprint[k])
+        try:
+            state = RunState(**header["state"])
+            saved = dict(header["fingerprint"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise not_ours from error
+        differ = sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
         if differ:
             raise ValueError(
                 f"`checkpoint.path` {path!r} holds a checkpoint of another run: its "
