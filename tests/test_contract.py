@@ -16,7 +16,7 @@ import pytest
 
 import gensbi_eqx as gs
 from gensbi_eqx._config import subclasses
-from gensbi_eqx.data import NodeLayout, Standardiser
+from gensbi_eqx.data import NodeLayout
 from gensbi_eqx.methods import AbstractMethod
 from gensbi_eqx.models import AbstractAttention
 from gensbi_eqx.samplers import default_sampler
@@ -24,6 +24,7 @@ from gensbi_eqx.sampling import sample_conditionals
 from gensbi_eqx.training import PosteriorMasks, StructuredMasks, default_optimizer, make_train_step
 
 from randomise import randomised
+from untrained import untrained_estimator
 
 # ---- the registries ------------------------------------------------------------------------
 
@@ -261,13 +262,6 @@ def test_saved_configs_still_rebuild(name):
     assert jax.tree.structure(skeleton) == jax.tree.structure(model)
 
 
-def _estimator(model, method, attention=gs.DenseAttention()):
-    layout = NodeLayout.from_data(DATA)
-    return gs.Estimator(
-        model, method, layout, Standardiser.fit(layout.flatten(DATA)), attention.bind(layout)
-    )
-
-
 def _short(sampler):
     """The sampler with 3 steps: the method's own kind of sampler, at a tenth of the cost."""
     return dataclasses.replace(sampler, steps=3)
@@ -313,7 +307,7 @@ def test_train_step_sample_and_round_trip(models, name, method_name, tmp_path):
                          eqx.filter(new, eqx.is_inexact_array))
     assert any(jax.tree.leaves(moved))
 
-    est = _estimator(model, method)
+    est = untrained_estimator(model, DATA, method)
     sampler = _short(default_sampler(method))
     draws = est.sample(jr.key(10), {"x": jnp.ones((2, D_X))}, 3, sampler=sampler)
     assert set(draws) == {"theta"} and draws["theta"].shape == (3, 2, D_THETA)
@@ -373,7 +367,7 @@ def test_attention_policy_round_trips(models, policy, tmp_path):
         np.testing.assert_array_equal(got, want)
 
     path = tmp_path / "est.eqx"
-    gs.save(path, _estimator(models["Simformer"], gs.VESDE(), policy))
+    gs.save(path, untrained_estimator(models["Simformer"], DATA, gs.VESDE(), policy))
     loaded = gs.load(path)
     assert type(loaded.attention) is type(policy)
     assert loaded.attention.config == policy.config

@@ -16,6 +16,7 @@ import gensbi_eqx as gs
 from gensbi_eqx.api._query import flat_query
 
 from randomise import random_model
+from untrained import untrained_estimator
 
 SMALL = dict(num_heads=2, axes_dim=(4,), depth=1, depth_single_blocks=1, mlp_ratio=2.0)
 SMALL_JOINT = dict(num_heads=2, axes_dim=(4,), depth_single_blocks=1, mlp_ratio=2.0)
@@ -279,11 +280,7 @@ def test_flux1_queries_need_one_time_per_token(flux_cond):
         "theta": _normal((N, 2), 0),
         "x": gs.Series(_normal((N, T, 2), 1), _times((N, T), 2)),
     }
-    layout = gs.data.NodeLayout.from_data(data)
-    est = gs.Estimator(
-        flux_cond[0], gs.FlowMatching(), layout, gs.data.Standardiser.fit(layout.flatten(data)),
-        time_standardiser=gs.data.time_standardiser(layout, layout.flatten_times(data)),
-    )
+    est = untrained_estimator(flux_cond[0], data, gs.FlowMatching())
     values = _normal((3, 2), 3)
     per_channel = _times((3, 2), 4)
     with pytest.raises(ValueError, match=r"`condition\['x'\]\.times` differ between the channels"):

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import gensbi_eqx as gs
-from gensbi_eqx.data import NodeLayout, Standardiser
 from gensbi_eqx.methods import ModelDenoiser
 from gensbi_eqx.sampling import sample_conditionals
+from untrained import untrained_estimator
 
 TINY = dict(dim_value=8, dim_id=8, dim_condition=4, num_heads=2, head_dim=4, depth=1, widening=2,
             dim_time=16)
@@ -30,9 +30,7 @@ def _data(n=64):
 @pytest.fixture(scope="module")
 def estimator():
     data = _data()
-    layout = NodeLayout.from_data(data)
-    model = gs.Simformer(layout.num_scalars, key=jr.key(2), **TINY)
-    return gs.Estimator(model, gs.VESDE(), layout, Standardiser.fit(layout.flatten(data)))
+    return untrained_estimator(gs.Simformer(4, key=jr.key(2), **TINY), data)
 
 
 def test_fused_steps_give_the_same_run_however_cut():

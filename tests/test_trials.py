@@ -8,9 +8,9 @@ import jax.random as jr
 import numpy as np
 import pytest
 from gaussian_oracle import GaussianDenoiser, continuous_sampler_law
+from untrained import untrained_estimator
 
 import gensbi_eqx as gs
-from gensbi_eqx.data import NodeLayout, Standardiser
 from gensbi_eqx.sampling import GaussianPrior, TrialsDenoiser, sample_conditionals
 
 # theta ~ N(0, P), x | theta ~ N(A theta, R): the joint over (theta, x), 2 + 2 scalars.
@@ -125,8 +125,7 @@ def _untrained(make_model):
     without `gs.fit` (whose train step would only add compile time)."""
     theta, x = gs.tasks.GaussianLinear(dim=2).simulate(jr.key(0), 64)
     data = {"theta": theta, "x": x}
-    layout = NodeLayout.from_data(data)
-    return gs.Estimator(make_model(data), gs.VESDE(), layout, Standardiser.fit(layout.flatten(data)))
+    return untrained_estimator(make_model(data), data)
 
 
 @pytest.fixture(scope="module")
