@@ -10,11 +10,13 @@ def untrained_estimator(model, data, method=None, attention=None) -> gs.Estimato
     """``gs.Estimator`` of ``model`` (untrained) with the layout and standardisers of ``data``;
     ``method`` defaults to ``gs.VESDE()``, ``attention`` to ``gs.DenseAttention()``."""
     layout = NodeLayout.from_data(data)
-    times = None
-    if layout.has_metadata:
+    groups, times = None, None
+    if layout.has_metadata:  # as in fit: a series' points pool their statistics
+        groups = layout.token_ids()
         times = time_standardiser(layout, layout.flatten_times(data))
     attention = gs.DenseAttention() if attention is None else attention
     return gs.Estimator(
         model, gs.VESDE() if method is None else method, layout,
-        Standardiser.fit(layout.flatten(data)), attention.bind(layout), time_standardiser=times,
+        Standardiser.fit(layout.flatten(data), groups), attention.bind(layout),
+        time_standardiser=times,
     )
